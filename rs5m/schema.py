@@ -1,0 +1,106 @@
+"""The normalised sample schema shared by every PUB11 source, and the reason codes for removed rows.
+
+Contract:
+- Every source adapter produces rows that the ingest driver turns into ``SAMPLE_SCHEMA``.
+- ``uid`` is stable across rebuilds: ``make_uid(source, key)`` where ``key`` is the source's own id
+  (LAION SAMPLE_ID, COYO id, YFCC photoid, RedCaps image_id, VG image_id) or, where a source has none,
+  the URL joined with the caption.
+- ``extras`` is a JSON object (text) with the source-specific fields later stages need.
+- Every row that leaves the pipeline is recorded in a rejects file with ``REJECT_SCHEMA`` and one of
+  the reason codes below.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from enum import StrEnum
+
+import pyarrow as pa
+
+SAMPLE_SCHEMA = pa.schema(
+    [
+        pa.field("uid", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("url", pa.string(), nullable=False),
+        pa.field("caption", pa.string(), nullable=False),
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        pa.field("extras", pa.string()),
+    ]
+)
+
+REJECT_SCHEMA = pa.schema(
+    [
+        pa.field("uid", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("stage", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("detail", pa.string()),
+    ]
+)
+
+
+class Source(StrEnum):
+    """The 11 PUB11 sources, in the order of the RS5M funnel table."""
+
+    LAION2B = "laion2b"
+    COYO700M = "coyo700m"
+    LAIONCOCO = "laioncoco"
+    LAION400M = "laion400m"
+    WIT = "wit"
+    YFCC15M = "yfcc15m"
+    CC12M = "cc12m"
+    REDCAPS = "redcaps"
+    CC3M = "cc3m"
+    SBU = "sbu"
+    VG = "vg"
+
+
+# Names as printed in the RS5M PUB11 table (README / paper Table VII).
+DISPLAY_NAMES: dict[str, str] = {
+    "laion2b": "LAION2B",
+    "coyo700m": "COYO700M",
+    "laioncoco": "LAIONCOCO",
+    "laion400m": "LAION400M",
+    "wit": "WIT",
+    "yfcc15m": "YFCC15M",
+    "cc12m": "CC12M",
+    "redcaps": "Redcaps",
+    "cc3m": "CC3M",
+    "sbu": "SBU",
+    "vg": "VG",
+}
+SOURCE_ORDER: list[str] = [s.value for s in Source]
+
+
+class Stage(StrEnum):
+    """Pipeline stages that record counts in the lineage store, in pipeline order."""
+
+    INGEST = "ingest"
+    KEYWORD = "keyword"
+    DOWNLOAD = "download"
+    VALIDITY = "validity"
+    DEDUP = "dedup"
+    OUTLIER = "outlier"
+
+
+class Reason(StrEnum):
+    """Why a row left the pipeline. One code per distinct cause; details go in the ``detail`` column."""
+
+    # ingest
+    MALFORMED_ROW = "malformed_row"  # wrong field count, unparsable JSON/TSV line, wrong types
+    BAD_ENCODING = "bad_encoding"  # text that is not valid UTF-8 (or its declared encoding)
+    MISSING_URL = "missing_url"
+    BAD_URL = "bad_url"  # not http(s), unparsable, or over the length limit
+    MISSING_CAPTION = "missing_caption"
+    NON_ENGLISH = "non_english"  # WIT rows whose language is not the configured one
+    NOT_IN_SUBSET = "not_in_subset"  # YFCC100M rows outside the OpenAI YFCC15M id list
+    DUPLICATE_RECORD = "duplicate_record"  # the same uid twice in one input file
+    # keyword
+    NO_KEYWORD_MATCH = "no_keyword_match"
+
+
+def make_uid(source: str, key: str) -> str:
+    """Return the stable uid for a row: ``<source>-<first 16 hex digits of sha1(key)>``."""
+    digest = hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{source}-{digest}"
