@@ -1,4 +1,4 @@
-"""Typed run configuration (pydantic). One ``BuildConfig`` per dataset-version build, saved beside its outputs.
+"""Typed run configuration (pydantic): one ``BuildConfig`` per dataset-version build, saved with it.
 
 Thresholds and knobs live here, never in stage code. Each stage has its own ``<Stage>Config``; the
 build config composes them. Configs load from YAML (``deployments/*.yaml``) via ``load_build_config``.

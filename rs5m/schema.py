@@ -95,7 +95,7 @@ class Reason(StrEnum):
     MISSING_CAPTION = "missing_caption"
     NON_ENGLISH = "non_english"  # WIT rows whose language is not the configured one
     NOT_IN_SUBSET = "not_in_subset"  # YFCC100M rows outside the OpenAI YFCC15M id list
-    DUPLICATE_RECORD = "duplicate_record"  # the same uid twice in one input file
+    NOT_AN_IMAGE = "not_an_image"  # YFCC100M rows that are videos (marker = 1)
     # keyword
     NO_KEYWORD_MATCH = "no_keyword_match"
 

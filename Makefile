@@ -1,0 +1,43 @@
+# rs5m: `make demo` sets up .venv and builds the embedded sample; `make test` sets up .venv and runs the tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DATA ?= data
+WORLD := $(DATA)/sample-world
+REAL_DATA ?=
+PYTEST_ARGS ?=
+
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
+export NO_ALBUMENTATIONS_UPDATE ?= 1
+
+.PHONY: install demo test lint bench-keywords clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -e '.[dev]'
+	# img2dataset pulls the Python-3.6 `dataclasses` backport, which breaks Prefect's server: remove it.
+	$(BIN)/pip uninstall -y dataclasses
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	@test -f $(WORLD)/expected.json || $(BIN)/rs5m sample --out $(WORLD) $(if $(REAL_DATA),--real-data $(REAL_DATA))
+	$(BIN)/rs5m build --config deployments/sample.yaml --root $(DATA)
+	$(BIN)/rs5m funnel --root $(DATA) --reasons
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench-keywords: install
+	$(BIN)/python bench/keyword_scan.py
+
+clean:
+	rm -rf $(DATA)/versions $(DATA)/lineage.duckdb

@@ -1,0 +1,48 @@
+"""Dataset-version bookkeeping for a build: the version folder, its saved config and completion marker.
+
+A version folder holds ``config.json`` (the resolved config, its hash, the code version) and, once the
+build finished, ``COMPLETE``. A version is tied to one config hash: building it again with the same
+hash reuses every finished partition (a no-op once complete); a different config needs a new version
+name, since finished partitions of the old config would otherwise be reused.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rs5m import __version__
+from rs5m.config import BuildConfig
+from rs5m.fsio import write_json
+
+COMPLETE_MARKER = "COMPLETE"
+
+
+def lineage_db(cfg: BuildConfig) -> Path:
+    """The lineage database of a data root."""
+    return Path(cfg.root) / "lineage.duckdb"
+
+
+def prepare_version(cfg: BuildConfig) -> Path:
+    """Create (or reopen) the version folder and save the config; refuse to change a complete version."""
+    vdir = cfg.version_dir()
+    saved = vdir / "config.json"
+    if saved.exists():
+        old = json.loads(saved.read_text(encoding="utf-8"))
+        if old.get("config_hash") != cfg.config_hash():
+            state = "complete" if (vdir / COMPLETE_MARKER).exists() else "partly built"
+            raise ValueError(
+                f"version {cfg.version!r} is {state} with another config (hash {old.get('config_hash')} "
+                f"!= {cfg.config_hash()}); build a new --version, or delete {vdir} to start it again"
+            )
+    vdir.mkdir(parents=True, exist_ok=True)
+    write_json(
+        saved,
+        {"config": cfg.model_dump(), "config_hash": cfg.config_hash(), "code_version": __version__},
+    )
+    return vdir
+
+
+def mark_complete(cfg: BuildConfig) -> None:
+    """Mark the version complete (written last, after the lineage load)."""
+    write_json(cfg.version_dir() / COMPLETE_MARKER, {"config_hash": cfg.config_hash()})

@@ -1,0 +1,36 @@
+"""``rs5m build``: run flow ``build-rs5m`` locally (Prefect's ephemeral API when no server is set)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from pathlib import Path
+
+from rs5m.commands._common import format_table, prefect_env
+from rs5m.config import load_build_config
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``build`` sub-command."""
+    p = sub.add_parser("build", help="build a dataset version (runs flow build-rs5m)")
+    p.add_argument("--config", required=True, help="build config YAML (e.g. deployments/sample.yaml)")
+    p.add_argument("--root", help="data root (default: the config's root)")
+    p.add_argument("--version", help="dataset version name (default: the config's version)")
+    p.add_argument("--dask-address", help="address of an existing Dask scheduler (default: a LocalCluster)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate the config first (clear errors), then run the flow and print the funnel."""
+    if not Path(args.config).is_file():
+        raise FileNotFoundError(f"config file {args.config} does not exist")
+    cfg = load_build_config(args.config, root=args.root, version=args.version, dask_address=args.dask_address)
+    prefect_env(cfg.root)
+    flows = importlib.import_module("flows.build_rs5m")
+    params = flows.BuildParams(
+        config=args.config, root=args.root, version=args.version, dask_address=args.dask_address
+    )
+    rows = flows.build_rs5m(params)
+    print(f"\nversion {cfg.version} built under {cfg.version_dir()}\n")
+    print(format_table(rows))
+    return 0

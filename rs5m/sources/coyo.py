@@ -1,0 +1,43 @@
+"""COYO-700M: ``kakaobrain/coyo-700m`` parquet parts.
+
+Columns: ``id, url, text, width, height, image_phash, text_length, word_count, num_tokens_bert,
+num_tokens_gpt, num_faces, clip_similarity_vitb32, clip_similarity_vitl14, nsfw_score_opennsfw2,
+nsfw_score_gantman, watermark_score, aesthetic_score_laion_v2``. key = ``id``; caption = ``text``.
+Extras keep the scores later stages may filter or rank on, under their COYO names.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rs5m.sources._parquet import ParquetAdapter, ParquetLayout
+from rs5m.sources.base import AdapterOptions
+
+_EXTRA_COLUMNS = (
+    "clip_similarity_vitb32",
+    "clip_similarity_vitl14",
+    "watermark_score",
+    "aesthetic_score_laion_v2",
+    "nsfw_score_opennsfw2",
+    "nsfw_score_gantman",
+    "image_phash",
+)
+
+
+class CoyoOptions(AdapterOptions):
+    """COYO-700M options (only ``batch_rows``)."""
+
+
+class CoyoAdapter(ParquetAdapter):
+    """COYO-700M parquet parts; raises ``SourceFormatError`` without ``url`` or ``text`` columns."""
+
+    name: ClassVar[str] = "coyo700m"
+    options_model: ClassVar[type[AdapterOptions]] = CoyoOptions
+    layout: ClassVar[ParquetLayout] = ParquetLayout(
+        url="url",
+        caption="text",
+        key="id",
+        width="width",
+        height="height",
+        extras=tuple((c, c) for c in _EXTRA_COLUMNS),
+    )

@@ -1,0 +1,54 @@
+"""SBU Captions: ``sbu-captions-all.json``, one columnar JSON object
+``{"image_urls": [...], "captions": [...], "user_ids": [...]}`` (row i = element i of each list).
+
+SBU has no photo id column: key is null and the ingest driver derives it from url+caption. Extras:
+``user_id`` (the Flickr owner). When the lists differ in length the rows past the shortest one cannot
+be paired reliably and are rejected as ``malformed_row``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import ClassVar
+
+from rs5m.sources._text import RowBuffer, load_json_document
+from rs5m.sources.base import AdapterOptions, RawBatch, SourceFormatError
+
+
+class SbuOptions(AdapterOptions):
+    """SBU options (only ``batch_rows``)."""
+
+
+class SbuAdapter:
+    """The columnar SBU JSON file; ``SourceFormatError`` without ``image_urls``/``captions`` lists."""
+
+    name: ClassVar[str] = "sbu"
+    options_model: ClassVar[type[AdapterOptions]] = SbuOptions
+
+    def read(self, path: str, options: SbuOptions) -> Iterator[RawBatch]:
+        """Yield batches of ``options.batch_rows`` rows, located ``<file>:<index>``."""
+        doc = load_json_document(path)
+        if not isinstance(doc, dict):
+            raise SourceFormatError(f"{path}: expected a JSON object of lists, got {type(doc).__name__}")
+        lists = {k: doc.get(k) for k in ("image_urls", "captions", "user_ids") if k in doc}
+        missing = [k for k in ("image_urls", "captions") if not isinstance(lists.get(k), list)]
+        bad_type = [k for k, v in lists.items() if not isinstance(v, list)]
+        if missing or bad_type:
+            raise SourceFormatError(
+                f"{path}: expected lists 'image_urls' and 'captions'; bad: {missing or bad_type}"
+            )
+        urls, caps, users = lists["image_urls"], lists["captions"], lists.get("user_ids")
+        sizes = {k: len(v) for k, v in lists.items()}
+        n = min(sizes.values())
+        buf = RowBuffer(path, options.batch_rows)
+        for i in range(n):
+            user = users[i] if users is not None else None
+            buf.add(i, None, urls[i], caps[i], extras={"user_id": user} if user is not None else None)
+            if buf.full():
+                yield buf.take()
+        detail = "list lengths differ: " + ", ".join(f"{k}={v}" for k, v in sizes.items())
+        for i in range(n, max(sizes.values())):
+            buf.reject(i, "malformed_row", detail)
+            if buf.full():
+                yield buf.take()
+        yield from buf.drain()

@@ -1,0 +1,55 @@
+"""Thin Prefect tasks wrapping the rs5m build library (retries, names, Dask client hand-off)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+from prefect import task
+from prefect_dask import get_dask_client
+
+from rs5m import build, lineage
+from rs5m.config import BuildConfig
+from rs5m.ingest import ingest_file
+from rs5m.stages import InputFile, run_keyword_stage
+
+
+@task(name="prepare-version")
+def prepare_version(cfg: BuildConfig) -> str:
+    """Create the version folder and save the config beside its outputs."""
+    vdir = build.prepare_version(cfg)
+    lineage.set_version_status(build.lineage_db(cfg), cfg.version, "running", cfg.config_hash(), cfg.root)
+    return str(vdir)
+
+
+@task(
+    name="ingest-file",
+    retries=1,
+    retry_delay_seconds=2,
+    task_run_name="ingest-{item.source}-{item.partition}",
+)
+def ingest_input(cfg: BuildConfig, item: InputFile) -> dict:
+    """Normalise one source file into parquet partitions; returns its stats."""
+    src = next(s for s in cfg.sources if s.name == item.source)
+    return asdict(ingest_file(src, item.path, cfg.version_dir(), cfg.ingest, item.partition))
+
+
+@task(name="filter-keywords")
+def filter_keywords(cfg: BuildConfig, partitions: list[tuple[str, str]]) -> list[dict]:
+    """Run the keyword filter over every ingest partition on the flow's Dask cluster."""
+    with get_dask_client():
+        return [asdict(s) for s in run_keyword_stage(cfg.version_dir(), partitions, cfg.keyword)]
+
+
+@task(name="load-lineage")
+def load_lineage(cfg: BuildConfig) -> int:
+    """Load every stats file of the version into DuckDB (the single writer)."""
+    return lineage.load_version(build.lineage_db(cfg), cfg.version, Path(cfg.version_dir()))
+
+
+@task(name="finish-version")
+def finish_version(cfg: BuildConfig, status: str = "complete") -> None:
+    """Record the version's final status; a complete version also gets its COMPLETE marker."""
+    if status == "complete":
+        build.mark_complete(cfg)
+    lineage.set_version_status(build.lineage_db(cfg), cfg.version, status, cfg.config_hash(), cfg.root)

@@ -1,0 +1,37 @@
+"""Prefect tasks that publish build results as UI artifacts."""
+
+from __future__ import annotations
+
+import re
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from rs5m import build, lineage
+from rs5m.config import BuildConfig
+
+
+def _key(text: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
+
+
+@task(name="publish-funnel")
+def publish_funnel(cfg: BuildConfig) -> list[dict]:
+    """Publish the PUB11 funnel and removal reasons of the version as table artifacts; return the funnel."""
+    with lineage.connect(build.lineage_db(cfg), read_only=True) as con:
+        rows = lineage.funnel_rows(con, cfg.version)
+        reasons = lineage.reason_rows(con, cfg.version)
+    create_table_artifact(
+        key=_key(f"funnel-{cfg.version}"), table=rows, description=f"PUB11 funnel of version {cfg.version}"
+    )
+    create_table_artifact(
+        key=_key(f"reasons-{cfg.version}"),
+        table=reasons,
+        description=f"Removal reasons of version {cfg.version}",
+    )
+    create_markdown_artifact(
+        key=_key(f"version-{cfg.version}"),
+        markdown=f"**Version** `{cfg.version}`\n\n**Path** `{cfg.version_dir().resolve()}`\n\n"
+        f"**Config hash** `{cfg.config_hash()}`",
+    )
+    return rows

@@ -1,0 +1,149 @@
+"""The whole build-rs5m flow on the sample world, under a Prefect test harness.
+
+Asserts the exact per-source Amount, After Keyword Filtering and ingest rejects that the sample world
+planted (expected.json is written by the generator from its own construction, not by a filter).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from rs5m import lineage
+from rs5m.fsio import PartitionStats
+from rs5m.sample import write_world
+from rs5m.schema import DISPLAY_NAMES
+from rs5m.why import why
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("world")
+    expected = write_world(out, seed=0)
+    cfg = yaml.safe_load((out / "build.yaml").read_text())
+    cfg["dask"] = {"n_workers": 1, "threads_per_worker": 2, "processes": False}
+    (out / "build-test.yaml").write_text(yaml.safe_dump(cfg))
+    return out, expected
+
+
+def _run(world_dir: Path, root: Path, version: str, address: str | None = None) -> list[dict]:
+    from flows.build_rs5m import BuildParams, build_rs5m
+
+    params = BuildParams(
+        config=str(world_dir / "build-test.yaml"), root=str(root), version=version, dask_address=address
+    )
+    return build_rs5m(params)
+
+
+def _check_counts(rows: list[dict], expected: dict) -> None:
+    by_name = {r["Name"]: r for r in rows}
+    for source, exp in expected["sources"].items():
+        row = by_name[DISPLAY_NAMES[source]]
+        assert row["Amount"] == exp["amount"], source
+        assert row["After Keyword Filtering"] == exp["keyword_hits"], source
+        assert row["Download Image"] is None  # the download stage is not in the flow yet
+    assert by_name["Total"]["Amount"] == sum(e["amount"] for e in expected["sources"].values())
+
+
+def test_build_flow_on_sample_world(world: tuple[Path, dict], tmp_path: Path, prefect_harness: None) -> None:
+    world_dir, expected = world
+    root = tmp_path / "data"
+    rows = _run(world_dir, root, "t1")
+    _check_counts(rows, expected)
+    vdir = root / "versions" / "t1"
+    for p in vdir.glob("*/_stats/**/*.json"):
+        PartitionStats.read(p)  # invariant n_in = n_out + removed holds for every partition
+    with lineage.connect(root / "lineage.duckdb", read_only=True) as con:
+        _check_counts(lineage.funnel_rows(con, "t1"), expected)
+        reasons = lineage.reason_rows(con, "t1")
+    got = {(r["source"], r["reason"]): r["n"] for r in reasons if r["stage"] == "ingest"}
+    for source, exp in expected["sources"].items():
+        for reason, n in exp.get("ingest_rejects", {}).items():
+            assert got.get((source, reason), 0) == n, (source, reason)
+    assert (vdir / "COMPLETE").exists() and (vdir / "config.json").exists()
+
+    # why: a keyword hit and a removed row
+    kept = pq.read_table(next((vdir / "keyword" / "laion2b").glob("*.parquet"))).to_pylist()[0]
+    decisions = why(vdir, kept["uid"])
+    assert [d["stage"] for d in decisions] == ["ingest", "keyword"] and decisions[1]["decision"] == "kept"
+    assert decisions[1]["keywords"]
+
+    # rerun of the same version is a no-op with the same funnel
+    before = {p: p.stat().st_mtime_ns for p in vdir.rglob("*.parquet")}
+    assert _run(world_dir, root, "t1") == rows
+    assert {p: p.stat().st_mtime_ns for p in vdir.rglob("*.parquet")} == before
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_build_flow_on_existing_dask_cluster(
+    world: tuple[Path, dict], tmp_path: Path, prefect_harness: None
+) -> None:
+    world_dir, expected = world
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
+    procs = [
+        subprocess.Popen(
+            [*dask, "--host", "127.0.0.1", "--port", str(port), "--dashboard-address", ":0"], env=env
+        )
+    ]
+    try:
+        for _ in range(2):
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "distributed.cli.dask_worker",
+                        address,
+                        "--nthreads",
+                        "1",
+                        "--host",
+                        "127.0.0.1",
+                        "--dashboard-address",
+                        ":0",
+                        "--local-directory",
+                        str(tmp_path / "dask"),
+                    ],
+                    env=env,
+                )
+            )
+        from distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+        rows = _run(world_dir, tmp_path / "data", "cluster", address=address)
+        _check_counts(rows, expected)
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(tmp_path / "dask", ignore_errors=True)
+    time.sleep(0.1)
+    assert (
+        json.loads((tmp_path / "data" / "versions" / "cluster" / "config.json").read_text())["config"][
+            "dask"
+        ]["address"]
+        == address
+    )
