@@ -109,7 +109,8 @@ def _resolve_paths(cfg: dict[str, Any], base: Path) -> dict[str, Any]:
 def load_build_config(path: str | os.PathLike[str], **overrides: Any) -> BuildConfig:
     """Load a YAML build config; relative file paths resolve against the YAML's folder.
 
-    ``overrides`` (e.g. ``root``, ``version``) replace top-level keys when not ``None``.
+    ``overrides`` (e.g. ``root``, ``version``, ``dask_address``) replace top-level keys when not
+    ``None``; ``RS5M_DASK_ADDRESS`` in the environment sets the Dask scheduler when the config has none.
     """
     p = Path(path)
     try:
@@ -117,6 +118,9 @@ def load_build_config(path: str | os.PathLike[str], **overrides: Any) -> BuildCo
     except (OSError, yaml.YAMLError) as exc:
         raise ValueError(f"cannot read config {p}: {exc}") from exc
     raw = _resolve_paths(raw, p.resolve().parent)
+    env_address = os.environ.get("RS5M_DASK_ADDRESS")
+    if env_address and not (raw.get("dask") or {}).get("address"):
+        raw.setdefault("dask", {})["address"] = env_address
     for key, val in overrides.items():
         if val is not None:
             if key == "dask_address":
