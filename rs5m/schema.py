@@ -98,6 +98,19 @@ class Reason(StrEnum):
     NOT_AN_IMAGE = "not_an_image"  # YFCC100M rows that are videos (marker = 1)
     # keyword
     NO_KEYWORD_MATCH = "no_keyword_match"
+    # download
+    DOWNLOAD_FAILED = "download_failed"  # 404/403/other 4xx, connection refused, DNS failure
+    DOWNLOAD_TIMEOUT = "download_timeout"  # transient: retried by --retry-failed
+    DOWNLOAD_TRANSIENT = "download_transient"  # transient: 408, 429, 5xx, connection reset
+    REFUSED_URL = "refused_url"  # egress guard: scheme, userinfo, host or port not allowed
+    REFUSED_HOST = "refused_host"  # egress guard: host resolves to a private/loopback/... address
+    REDIRECT_REFUSED = "redirect_refused"  # a redirect hop into a refused address or scheme
+    DISALLOWED_BY_HEADER = "disallowed_by_header"  # X-Robots-Tag opt-out (noai, noimageai, ...)
+    RESPONSE_TOO_LARGE = "response_too_large"
+    RESPONSE_TOO_SMALL = "response_too_small"
+    DECODE_FAILED = "decode_failed"  # img2dataset could not decode the bytes
+    IMAGE_FILTERED = "image_filtered"  # img2dataset's size/area/aspect filters
+    DOWNLOAD_MISSING = "download_missing"  # img2dataset produced no row for the input
 
 
 def make_uid(source: str, key: str) -> str:

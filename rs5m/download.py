@@ -1,0 +1,327 @@
+"""img2dataset adapter: one candidate partition in, webdataset shards plus one status row per uid out.
+
+Contract of ``download_partition``:
+- Input: a candidate parquet with at least ``uid, source, url, caption`` (uids unique).
+- Output in ``out_dir``: img2dataset's own ``NNNNN.tar`` / ``NNNNN.parquet`` / ``NNNNN_stats.json`` per
+  shard (``uid``, ``source``, ``caption`` carried in the parquet and each sample's ``.json``), then
+  ``status.parquet`` (``STATUS_SCHEMA``, exactly one row per input uid, input order), then, last,
+  the ``PartitionStats`` file at ``stats_path`` (stage ``download``, ``n_out`` = successes, every
+  failure counted under its reason).
+- Resume: a valid stats file means done; it is returned without network access. Otherwise shards
+  whose img2dataset ``_stats.json`` exists are skipped and the rest are (re)downloaded.
+- ``retry_failed=True`` on a finished partition re-downloads only rows whose reason is transient
+  (``download_timeout``, ``download_transient``) into new shards; a later shard's row wins.
+- img2dataset runs in this process (its ``Downloader`` on a thread pool, no process pool, so it works
+  inside daemonic Dask workers); every fetch goes through ``rs5m.fetch`` and ``rs5m.netguard``.
+- Politeness: URLs are interleaved by host before sharding so concurrent threads meet different
+  hosts, and at most ``per_host_concurrency`` requests per host name are in flight within one
+  partition run (partitions running at once on a cluster each have their own cap). There is no
+  ``processes`` knob: parallelism across processes and machines comes from one Dask task per partition.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field
+
+from rs5m.fetch import (
+    DOWNLOAD_FAILED,
+    FETCH_REASONS,
+    TRANSIENT_REASONS,
+    GuardedFetcher,
+    GuardedTimeout,
+    install_hook,
+)
+from rs5m.fsio import PartitionStats, read_done, write_parquet
+from rs5m.schema import Reason
+
+STAGE = "download"
+STATUS_FILE = "status.parquet"
+DECODE_FAILED = Reason.DECODE_FAILED.value
+IMAGE_FILTERED = Reason.IMAGE_FILTERED.value
+DOWNLOAD_MISSING = Reason.DOWNLOAD_MISSING.value
+STATUS_SCHEMA = pa.schema(
+    [
+        ("uid", pa.string()),
+        ("source", pa.string()),
+        ("url", pa.string()),
+        ("status", pa.string()),  # "success" | "failed"
+        ("reason", pa.string()),  # null on success
+        ("detail", pa.string()),
+        ("key", pa.string()),  # img2dataset key = tar member name without extension
+        ("shard", pa.string()),  # tar path (out_dir / NNNNN.tar); null unless success
+        ("width", pa.int32()),  # as stored
+        ("height", pa.int32()),
+        ("original_width", pa.int32()),  # as downloaded
+        ("original_height", pa.int32()),
+        ("sha256", pa.string()),  # of the downloaded bytes
+    ]
+)
+_COLUMNS = ["url", "caption", "uid", "source"]
+_I2D_COLUMNS = [
+    "uid",
+    "key",
+    "status",
+    "error_message",
+    "width",
+    "height",
+    "original_width",
+    "original_height",
+    "sha256",
+]
+_I2D_EMPTY = pa.table(
+    {
+        c: pa.array([], pa.int32() if "width" in c or "height" in c else pa.string())
+        for c in [*_I2D_COLUMNS, "shard"]
+    }
+)
+_FILTER_MESSAGES = frozenset({"image too small", "image area too large", "aspect ratio too large"})
+_OOM_SHARD_COUNT = 5
+
+
+class DownloadConfig(BaseModel):
+    """Download stage knobs. Defaults keep native resolution and respect img2dataset's opt-out headers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timeout: float = Field(default=10.0, gt=0, le=300, description="seconds per socket operation")
+    total_timeout: float = Field(default=60.0, gt=0, le=3600, description="seconds per response, all reads")
+    retries: int = Field(default=1, ge=0, le=10, description="in-run retries of transient errors only")
+    retry_backoff_s: float = Field(default=1.0, ge=0, le=60)
+    threads: int = Field(default=32, ge=1, le=1024, description="fetch threads per partition")
+    per_host_concurrency: int = Field(default=8, ge=1, le=1024)
+    samples_per_shard: int = Field(default=10_000, ge=1, le=1_000_000)
+    resize_mode: Literal["no", "keep_ratio", "center_crop", "border", "keep_ratio_largest"] = "no"
+    image_size: int = Field(default=256, ge=8, le=16384)
+    resize_only_if_bigger: bool = False
+    encode_format: Literal["jpg", "png", "webp"] = "jpg"
+    encode_quality: int = Field(default=95, ge=0, le=100)
+    skip_reencode: bool = Field(default=True, description="keep original bytes when already encode_format")
+    store_raw: bool = Field(
+        default=False, description="store bytes undecoded (img2dataset disable_all_reencoding)"
+    )
+    min_image_size: int = Field(default=0, ge=0)
+    extract_exif: bool = False
+    allow_hosts: list[str] = Field(
+        default_factory=list, description="host or host:port exempt from the guard"
+    )
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    disallowed_header_directives: list[str] = Field(
+        default_factory=lambda: ["noai", "noimageai", "noindex", "noimageindex"]
+    )
+    user_agent_token: str | None = "img2dataset"
+    min_bytes: int = Field(default=0, ge=0)
+    max_bytes: int = Field(default=64 * 2**20, ge=1)
+
+
+def status_path(out_dir: str | os.PathLike[str]) -> Path:
+    """Where ``download_partition`` writes the normalised per-uid status table."""
+    return Path(out_dir) / STATUS_FILE
+
+
+def interleave_by_host(table: pa.Table) -> pa.Table:
+    """Reorder rows round-robin over URL hosts (stable), so neighbouring rows hit different hosts."""
+    first_seen: dict[str, int] = {}
+    seen: Counter[str] = Counter()
+    keys = []
+    for i, url in enumerate(table.column("url").to_pylist()):
+        try:
+            host = urlsplit(url).hostname or ""
+        except ValueError:
+            host = ""
+        keys.append((seen[host], first_seen.setdefault(host, len(first_seen)), i))
+        seen[host] += 1
+    return table.take(pa.array([k[2] for k in sorted(keys)], pa.int64()))
+
+
+def _make_downloader(cfg: DownloadConfig, out_dir: Path, fetcher: GuardedFetcher):
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # its import would otherwise call out
+    from img2dataset.downloader import Downloader
+    from img2dataset.resizer import Resizer
+    from img2dataset.writer import WebDatasetSampleWriter
+
+    install_hook()
+    resizer = Resizer(
+        image_size=cfg.image_size,
+        resize_mode=cfg.resize_mode,
+        resize_only_if_bigger=cfg.resize_only_if_bigger,
+        encode_quality=cfg.encode_quality,
+        encode_format=cfg.encode_format,
+        skip_reencode=cfg.skip_reencode,
+        disable_all_reencoding=cfg.store_raw,
+        min_image_size=cfg.min_image_size,
+    )
+    return Downloader(
+        sample_writer_class=WebDatasetSampleWriter,
+        resizer=resizer,
+        thread_count=cfg.threads,
+        save_caption=True,
+        extract_exif=cfg.extract_exif,
+        output_folder=str(out_dir),
+        column_list=_COLUMNS,
+        timeout=GuardedTimeout(cfg.timeout, fetcher),
+        number_sample_per_shard=cfg.samples_per_shard,
+        oom_shard_count=_OOM_SHARD_COUNT,
+        compute_hash="sha256",
+        verify_hash_type=None,
+        encode_format=cfg.encode_format,
+        retries=cfg.retries,
+        user_agent_token=cfg.user_agent_token,
+        disallowed_header_directives=cfg.disallowed_header_directives or None,
+    )
+
+
+def _run_shards(rows: pa.Table, out_dir: Path, cfg: DownloadConfig, first_id: int) -> None:
+    """Download ``rows`` as shards ``first_id, first_id + 1, ...``; skip shards already done."""
+    n_shards = math.ceil(rows.num_rows / cfg.samples_per_shard)
+    done = done_shard_ids(out_dir)
+    todo = [i for i in range(first_id, first_id + n_shards) if i not in done]
+    if not todo:
+        return
+    downloader = _make_downloader(cfg, out_dir, GuardedFetcher(cfg))
+    tmp = out_dir / "_tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    for shard_id in todo:
+        start = (shard_id - first_id) * cfg.samples_per_shard
+        part = rows.slice(start, cfg.samples_per_shard).select(_COLUMNS)
+        arrow_file = tmp / f"{shard_id}.arrow"
+        with pa.OSFile(str(arrow_file), "wb") as sink, pa.ipc.new_file(sink, part.schema) as writer:
+            writer.write_table(part)
+        downloader.download_shard((shard_id, str(arrow_file)))  # raises on shard-level failure
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def done_shard_ids(out_dir: Path) -> set[int]:
+    """Ids of shards img2dataset finished: ``NNNNN_stats.json`` (written last) parses, parquet exists."""
+    ids = set()
+    for path in out_dir.glob("*_stats.json"):
+        stem = path.name.removesuffix("_stats.json")
+        if not stem.isdigit() or not (out_dir / f"{stem}.parquet").exists():
+            continue
+        try:
+            json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        ids.add(int(stem))
+    return ids
+
+
+def _reason_for(status: str | None, message: str | None) -> tuple[str | None, str | None]:
+    if status == "success":
+        return None, None
+    if status == "failed_to_download":
+        head, _, tail = (message or "").partition(": ")
+        return (head, tail) if head in FETCH_REASONS else (DOWNLOAD_FAILED, message)
+    if status == "failed_to_resize":
+        return (IMAGE_FILTERED if message in _FILTER_MESSAGES else DECODE_FAILED), message
+    if status is None:
+        return DOWNLOAD_MISSING, "img2dataset wrote no row for this uid"
+    return DOWNLOAD_FAILED, f"{status}: {message}"
+
+
+def collect_status(candidates: pa.Table, out_dir: Path) -> pa.Table:
+    """One ``STATUS_SCHEMA`` row per candidate uid, in input order; a later shard's row wins."""
+    tables = []
+    for shard_id in sorted(done_shard_ids(out_dir)):
+        name = f"{shard_id:0{_OOM_SHARD_COUNT}d}"
+        table = pq.read_table(out_dir / f"{name}.parquet", columns=_I2D_COLUMNS)
+        tables.append(table.append_column("shard", pa.array([str(out_dir / f"{name}.tar")] * table.num_rows)))
+    merged = pa.concat_tables(tables) if tables else _I2D_EMPTY
+    last = {uid: i for i, uid in enumerate(merged.column("uid").to_pylist())}
+    picked = merged.take(pa.array([last.get(u) for u in candidates.column("uid").to_pylist()], pa.int64()))
+    statuses = picked.column("status").to_pylist()
+    pairs = [
+        _reason_for(s, m) for s, m in zip(statuses, picked.column("error_message").to_pylist(), strict=True)
+    ]
+    reasons = [r for r, _ in pairs]
+    ok = pa.array([r is None for r in reasons], pa.bool_())
+    columns = {
+        "uid": candidates.column("uid"),
+        "source": candidates.column("source"),
+        "url": candidates.column("url"),
+        "status": pa.array(["success" if r is None else "failed" for r in reasons], pa.string()),
+        "reason": pa.array(reasons, pa.string()),
+        "detail": pa.array([d for _, d in pairs], pa.string()),
+        "key": picked.column("key"),
+        "shard": pc.if_else(ok, picked.column("shard"), pa.scalar(None, pa.string())),
+    }
+    for name in ("width", "height", "original_width", "original_height", "sha256"):
+        columns[name] = picked.column(name)
+    return pa.table(columns).cast(STATUS_SCHEMA)
+
+
+def transient_uids(path: Path) -> set[str]:
+    """Uids whose latest status failed with a transient reason (the rows ``retry_failed`` refetches)."""
+    table = pq.read_table(path, columns=["uid", "reason"])
+    return {u for u, r in zip(*table.to_pydict().values(), strict=True) if r in TRANSIENT_REASONS}
+
+
+def _read_candidates(path: str | os.PathLike[str]) -> pa.Table:
+    table = pq.read_table(path, columns=["uid", "source", "url", "caption"])
+    table = table.cast(pa.schema([(name, pa.string()) for name in table.column_names]))
+    if len(set(table.column("uid").to_pylist())) != table.num_rows:
+        raise ValueError(f"{path}: duplicate uids in a candidate partition")
+    return table
+
+
+def _finish(
+    candidates: pa.Table,
+    out_dir: Path,
+    stats_path: str | os.PathLike[str],
+    cfg: DownloadConfig,
+    *,
+    source: str,
+    partition: str,
+) -> PartitionStats:
+    status = collect_status(candidates, out_dir)
+    write_parquet(status_path(out_dir), status)
+    reasons = Counter(r for r in status.column("reason").to_pylist() if r is not None)
+    stats = PartitionStats(stage=STAGE, source=source, partition=partition, n_in=candidates.num_rows)
+    stats.n_out = candidates.num_rows - sum(reasons.values())
+    for reason, n in sorted(reasons.items()):
+        stats.remove(reason, n)
+    shards = sorted(done_shard_ids(out_dir))
+    n_main = math.ceil(candidates.num_rows / cfg.samples_per_shard)
+    stats.extra = {"shards": shards, "retry_shards": sum(1 for s in shards if s >= n_main)}
+    stats.write(stats_path)
+    return stats
+
+
+def download_partition(
+    candidates_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    stats_path: str | os.PathLike[str],
+    cfg: DownloadConfig,
+    *,
+    source: str,
+    partition: str,
+    retry_failed: bool = False,
+) -> PartitionStats:
+    """Download one candidate partition (see the module docstring for the full contract)."""
+    done = read_done(stats_path)
+    if done is not None and not retry_failed:
+        return done
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    candidates = _read_candidates(candidates_path)
+    if done is None:
+        _run_shards(interleave_by_host(candidates), out, cfg, first_id=0)
+        return _finish(candidates, out, stats_path, cfg, source=source, partition=partition)
+    retry = transient_uids(status_path(out))
+    if not retry:
+        return done
+    Path(stats_path).unlink()  # the partition is not done while its statuses change
+    rows = candidates.filter(pc.is_in(candidates.column("uid"), pa.array(sorted(retry))))
+    _run_shards(interleave_by_host(rows), out, cfg, first_id=max(done_shard_ids(out), default=-1) + 1)
+    return _finish(candidates, out, stats_path, cfg, source=source, partition=partition)
