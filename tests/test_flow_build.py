@@ -68,8 +68,15 @@ def test_build_flow_on_sample_world(world: tuple[Path, dict], tmp_path: Path, pr
         reasons = lineage.reason_rows(con, "t1")
     got = {(r["source"], r["reason"]): r["n"] for r in reasons if r["stage"] == "ingest"}
     for source, exp in expected["sources"].items():
-        for reason, n in exp.get("ingest_rejects", {}).items():
+        for reason, n in exp["rejected"].items():
             assert got.get((source, reason), 0) == n, (source, reason)
+    with lineage.connect(root / "lineage.duckdb", read_only=True) as con:
+        hits = {r["keyword"]: r["n"] for r in lineage.keyword_rows(con, "t1")}
+    per_keyword: dict[str, int] = {}
+    for exp in expected["sources"].values():
+        for kw, n in exp["per_keyword"].items():
+            per_keyword[kw] = per_keyword.get(kw, 0) + n
+    assert hits == per_keyword
     assert (vdir / "COMPLETE").exists() and (vdir / "config.json").exists()
 
     # why: a keyword hit and a removed row

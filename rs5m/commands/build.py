@@ -27,10 +27,12 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_build_config(args.config, root=args.root, version=args.version, dask_address=args.dask_address)
     prefect_env(cfg.root)
     flows = importlib.import_module("flows.build_rs5m")
+    local_api = importlib.import_module("flows.local_api").local_api
     params = flows.BuildParams(
         config=args.config, root=args.root, version=args.version, dask_address=args.dask_address
     )
-    rows = flows.build_rs5m(params)
+    with local_api():
+        rows = flows.build_rs5m(params)
     print(f"\nversion {cfg.version} built under {cfg.version_dir()}\n")
     print(format_table(rows))
     return 0

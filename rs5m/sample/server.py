@@ -1,0 +1,132 @@
+"""A loopback-only HTTP server for the sample world's images.
+
+Contract:
+- ``serve_images(root, host, port)`` serves the files under ``root`` (URL path = file path relative to
+  ``root``; query strings ignored) from a background thread and yields a ``ServedAddress``: a
+  ``(host, port)`` tuple with extra attributes ``base_url`` and ``request_log`` (a ``Counter`` of
+  requests per URL path, successes and failures alike). The server stops when the block exits.
+- Only loopback hosts (127.0.0.0/8, ::1, "localhost") are accepted; anything else raises ``ValueError``.
+- Directories, paths outside ``root`` and missing files answer 404; there are no directory listings.
+- ``faults`` maps a URL path to HTTP status codes answered on its first requests, in order (e.g.
+  ``{"/laion2b/00001.jpg": [503, 503]}`` fails twice, then serves the file): for retry tests.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+from http import HTTPStatus
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+
+class ServedAddress(tuple):  # noqa: SLOT001 - a (host, port) pair that also carries the request log
+    """``(host, port)`` of a running image server, plus ``base_url`` and ``request_log``."""
+
+    base_url: str
+    request_log: Counter[str]
+
+    def __new__(cls, host: str, port: int, request_log: Counter[str]) -> ServedAddress:
+        obj = super().__new__(cls, (host, port))
+        obj.base_url = f"http://{host}:{port}"
+        obj.request_log = request_log
+        return obj
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address or the name "localhost"."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Server(ThreadingHTTPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    """Static files only; counts every request; plays planted fault statuses first."""
+
+    def __init__(
+        self, *args: Any, log: Counter[str], lock: threading.Lock, faults: dict[str, list[int]], **kwargs: Any
+    ) -> None:
+        self._log, self._lock, self._faults = log, lock, faults
+        super().__init__(*args, **kwargs)
+
+    def _count(self) -> int | None:
+        path = unquote(urlsplit(self.path).path)
+        with self._lock:
+            self._log[path] += 1
+            pending = self._faults.get(path)
+            return pending.pop(0) if pending else None
+
+    def _serve(self, head: bool) -> None:
+        status = self._count()
+        if status is not None:
+            self.send_error(status)
+            return
+        fs_path = Path(self.translate_path(self.path))
+        if not fs_path.is_file():
+            self.send_error(HTTPStatus.NOT_FOUND, "File not found")
+            return
+        f = self.send_head()
+        if f is not None:
+            try:
+                if not head:
+                    self.copyfile(f, self.wfile)
+            finally:
+                f.close()
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+        self._serve(head=False)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._serve(head=True)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence per-request stderr logs
+        return
+
+
+@contextmanager
+def serve_images(
+    root: str | Path, host: str = "127.0.0.1", port: int = 0, faults: dict[str, list[int]] | None = None
+) -> Iterator[ServedAddress]:
+    """Serve ``root`` on ``host:port`` (0 = any free port) while the block runs (see module contract)."""
+    if not is_loopback(host):
+        raise ValueError(f"the sample image server binds loopback only, not {host!r}")
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"image root {root} is not a folder")
+    log: Counter[str] = Counter()
+    handler = partial(
+        _Handler,
+        directory=str(root),
+        log=log,
+        lock=threading.Lock(),
+        faults={k: list(v) for k, v in (faults or {}).items()},
+    )
+    server = (_Server6 if ":" in host else _Server)((host, port), handler)
+    thread = threading.Thread(target=server.serve_forever, name=f"rs5m-sample-images:{port}", daemon=True)
+    thread.start()
+    try:
+        bound_port = server.server_address[1]
+        yield ServedAddress(host, bound_port, log)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
