@@ -7,8 +7,18 @@ from prefect_dask import DaskTaskRunner
 from pydantic import BaseModel, Field
 
 from rs5m.config import BuildConfig, DaskConfig, load_build_config
+from rs5m.sample import sample_server
 from rs5m.stages import plan_inputs
-from tasks.build import filter_keywords, finish_version, ingest_input, load_lineage, prepare_version
+from tasks.build import (
+    check_images,
+    dedup_images,
+    download_images,
+    filter_keywords,
+    finish_version,
+    ingest_input,
+    load_lineage,
+    prepare_version,
+)
 from tasks.report import publish_funnel
 
 
@@ -19,6 +29,7 @@ class BuildParams(BaseModel):
     root: str | None = Field(default=None, description="Data root (default: the config's root)")
     version: str | None = Field(default=None, description="Dataset version name (default: the config's)")
     dask_address: str | None = Field(default=None, description="Existing Dask scheduler; none = LocalCluster")
+    retry_failed: bool = Field(default=False, description="Re-download only rows that failed transiently")
 
 
 def task_runner(cfg: DaskConfig) -> DaskTaskRunner:
@@ -34,12 +45,20 @@ def task_runner(cfg: DaskConfig) -> DaskTaskRunner:
 
 
 @flow(name="pub11")
-def pub11(cfg: BuildConfig) -> list[dict]:
-    """Ingest every PUB11 source file, then keyword-filter every partition."""
+def pub11(cfg: BuildConfig, retry_failed: bool = False) -> list[dict]:
+    """Ingest → keyword filter → download → validity, per partition; then the global dedup barrier."""
     inputs = plan_inputs(cfg)
     ingested = [f.result() for f in [ingest_input.submit(cfg, item) for item in inputs]]
     partitions = [(s["source"], out) for s in ingested for out in s["extra"]["outputs"]]
-    return filter_keywords.submit(cfg, partitions).result()
+    keyword = filter_keywords.submit(cfg, partitions).result()
+    parts = [(s["source"], s["partition"]) for s in keyword]
+    downloads = [download_images.submit(cfg, source, part, retry_failed) for source, part in parts]
+    for future in downloads:
+        future.result()  # raises the first failing partition's own error
+    checks = [check_images.submit(cfg, source, part) for source, part in parts]
+    for future in checks:
+        future.result()
+    return dedup_images.submit(cfg).result()
 
 
 @flow(name="build-rs5m")
@@ -53,7 +72,8 @@ def build_rs5m(params: BuildParams | None = None) -> list[dict]:
     logger.info("building version %s under %s", cfg.version, cfg.version_dir())
     prepare_version(cfg)
     try:
-        pub11.with_options(task_runner=task_runner(cfg.dask))(cfg)
+        with sample_server(cfg):
+            pub11.with_options(task_runner=task_runner(cfg.dask))(cfg, params.retry_failed)
     except BaseException:
         load_lineage(cfg)  # what finished is still counted, so the funnel shows how far it got
         finish_version(cfg, status="failed")

@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from rs5m.dedup import DedupConfig
+from rs5m.download import DownloadConfig
+from rs5m.images import ValidityConfig
 from rs5m.schema import SOURCE_ORDER
 
 
@@ -81,8 +84,20 @@ class BuildConfig(_Model):
     sources: list[SourceInput] = Field(min_length=1)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     keyword: KeywordConfig = Field(default_factory=KeywordConfig)
+    download: DownloadConfig = Field(default_factory=DownloadConfig)
+    validity: ValidityConfig = Field(default_factory=ValidityConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
     dask: DaskConfig = Field(default_factory=DaskConfig)
     sample_server: SampleServerConfig | None = None
+
+    @model_validator(mode="after")
+    def _allow_sample_server(self) -> BuildConfig:
+        # The sample world's own image server is the one loopback host a build may fetch from.
+        if self.sample_server is not None:
+            host = f"127.0.0.1:{self.sample_server.port}"
+            if host not in self.download.allow_hosts:
+                self.download.allow_hosts.append(host)
+        return self
 
     def version_dir(self) -> Path:
         """Folder holding every output of this version."""

@@ -109,7 +109,9 @@ class DownloadConfig(BaseModel):
     encode_quality: int = Field(default=95, ge=0, le=100)
     skip_reencode: bool = Field(default=True, description="keep original bytes when already encode_format")
     store_raw: bool = Field(
-        default=False, description="store bytes undecoded (img2dataset disable_all_reencoding)"
+        default=True,
+        description="store the downloaded bytes as they are (img2dataset disable_all_reencoding); the "
+        "validity stage then decides what is readable, as RS5M counted invalid images after download",
     )
     min_image_size: int = Field(default=0, ge=0)
     extract_exif: bool = False

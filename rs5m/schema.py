@@ -98,6 +98,7 @@ class Reason(StrEnum):
     NOT_AN_IMAGE = "not_an_image"  # YFCC100M rows that are videos (marker = 1)
     # keyword
     NO_KEYWORD_MATCH = "no_keyword_match"
+    DUPLICATE_RECORD = "duplicate_record"  # an exact copy (same uid) of a kept hit in the same partition
     # download
     DOWNLOAD_FAILED = "download_failed"  # 404/403/other 4xx, connection refused, DNS failure
     DOWNLOAD_TIMEOUT = "download_timeout"  # transient: retried by --retry-failed
@@ -111,6 +112,17 @@ class Reason(StrEnum):
     DECODE_FAILED = "decode_failed"  # img2dataset could not decode the bytes
     IMAGE_FILTERED = "image_filtered"  # img2dataset's size/area/aspect filters
     DOWNLOAD_MISSING = "download_missing"  # img2dataset produced no row for the input
+    # validity
+    EMPTY_IMAGE = "empty_image"  # zero bytes
+    UNREADABLE_IMAGE = "unreadable_image"  # no known image format (HTML error page, garbage)
+    TRUNCATED_IMAGE = "truncated_image"
+    CORRUPT_IMAGE = "corrupt_image"  # header parses, pixel data does not decode
+    TOO_MANY_PIXELS = "too_many_pixels"  # over the pixel limit (decompression bomb)
+    TOO_SMALL = "too_small"  # a side under the configured minimum
+    # dedup
+    URL_DUPLICATE = "url_duplicate"
+    CONTENT_DUPLICATE = "content_duplicate"
+    NEAR_DUPLICATE = "near_duplicate"
 
 
 def make_uid(source: str, key: str) -> str:

@@ -4,7 +4,9 @@ A uid starts with its source name, so only that source's files are scanned. Stag
 as follows: ingest — kept rows in ``ingest/<source>/*.parquet``, removed rows with a reason in
 ``ingest/_rejects``; keyword — kept rows (with the matched keywords) in ``keyword/<source>/*.parquet``;
 an ingested row absent there was removed as ``no_keyword_match`` (derived, not stored, because at
-billions of rows a per-row record of non-matches would double the metadata on disk).
+billions of rows a per-row record of non-matches would double the metadata on disk); download —
+``download/<source>/*/status.parquet``; validity — ``validity/<source>/*.parquet``; dedup —
+``dedup/decisions.parquet`` (with the cluster's members and its keeper).
 """
 
 from __future__ import annotations
@@ -59,8 +61,64 @@ def why(version_dir: Path, uid: str) -> list[dict[str, Any]]:
     hits = _query(
         con, sorted(kw_dir.glob("*.parquet")), "SELECT keywords FROM read_parquet({files}) WHERE uid = ?", uid
     )
-    if hits:
-        out.append({"stage": "keyword", "decision": "kept", "keywords": list(hits[0][0])})
-    else:
+    if not hits:
         out.append({"stage": "keyword", "decision": "removed", "reason": Reason.NO_KEYWORD_MATCH.value})
+        return out
+    out.append({"stage": "keyword", "decision": "kept", "keywords": list(hits[0][0])})
+    for reader in (_download, _validity, _dedup):
+        decision = reader(con, version_dir, source, uid)
+        if decision is None:
+            break
+        out.append(decision)
+        if decision["decision"] != "kept":
+            break
+    return out
+
+
+def _download(con: duckdb.DuckDBPyConnection, vdir: Path, source: str, uid: str) -> dict[str, Any] | None:
+    files = sorted((vdir / Stage.DOWNLOAD.value / source).glob("*/status.parquet"))
+    sql = "SELECT status, reason, detail, shard, key FROM read_parquet({files}) WHERE uid = ?"
+    rows = _query(con, files, sql, uid)
+    if not rows:
+        return None
+    status, reason, detail, shard, key = rows[0]
+    if status == "success":
+        return {"stage": "download", "decision": "kept", "shard": shard, "key": key}
+    return {"stage": "download", "decision": "removed", "reason": reason, "detail": detail}
+
+
+def _validity(con: duckdb.DuckDBPyConnection, vdir: Path, source: str, uid: str) -> dict[str, Any] | None:
+    files = sorted((vdir / Stage.VALIDITY.value / source).glob("*.parquet"))
+    cols = "valid, invalid_reason, invalid_detail, width, height, mode, sha256, phash"
+    rows = _query(con, files, f"SELECT {cols} FROM read_parquet({{files}}) WHERE uid = ?", uid)
+    if not rows:
+        return None
+    valid, reason, detail, width, height, mode, sha256, phash = rows[0]
+    if not valid:
+        return {"stage": "validity", "decision": "removed", "reason": reason, "detail": detail}
+    phash_hex = f"{phash:016x}" if phash is not None else None
+    info = {"width": width, "height": height, "mode": mode, "sha256": sha256, "phash": phash_hex}
+    return {"stage": "validity", "decision": "kept", **info}
+
+
+def _dedup(con: duckdb.DuckDBPyConnection, vdir: Path, source: str, uid: str) -> dict[str, Any] | None:
+    path = vdir / Stage.DEDUP.value / "decisions.parquet"
+    if not path.exists():
+        return None
+    sql = "SELECT dup_cluster, dup_keep, dup_reason, dup_keeper_uid FROM read_parquet({files}) WHERE uid = ?"
+    rows = _query(con, [path], sql, uid)
+    if not rows:
+        return None
+    cluster, keep, reason, keeper = rows[0]
+    out: dict[str, Any] = {"stage": "dedup", "decision": "kept" if keep else "removed"}
+    if not keep:
+        out["reason"] = reason
+    if cluster is not None:
+        members = con.execute(
+            "SELECT uid, source, dup_keep, dup_reason FROM read_parquet(?) "
+            "WHERE dup_cluster = ? ORDER BY uid",
+            [str(path), cluster],
+        ).fetchall()
+        listed = [{"uid": m[0], "source": m[1], "keep": m[2], "reason": m[3]} for m in members]
+        out |= {"cluster": cluster, "keeper": keeper, "members": listed}
     return out

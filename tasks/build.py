@@ -8,10 +8,10 @@ from pathlib import Path
 from prefect import task
 from prefect_dask import get_dask_client
 
-from rs5m import build, lineage
+from rs5m import build, lineage, pub11_images
 from rs5m.config import BuildConfig
 from rs5m.ingest import ingest_file
-from rs5m.stages import InputFile, run_keyword_stage
+from rs5m.stages import InputFile, keyword_paths, run_keyword_stage
 
 
 @task(name="prepare-version")
@@ -53,3 +53,26 @@ def finish_version(cfg: BuildConfig, status: str = "complete") -> None:
     if status == "complete":
         build.mark_complete(cfg)
     lineage.set_version_status(build.lineage_db(cfg), cfg.version, status, cfg.config_hash(), cfg.root)
+
+
+@task(name="download-images", retries=1, retry_delay_seconds=5, task_run_name="download-{source}-{part}")
+def download_images(cfg: BuildConfig, source: str, part: str, retry_failed: bool = False) -> dict:
+    """Download one keyword-candidate partition with img2dataset (resumable)."""
+    candidates, _ = keyword_paths(cfg.version_dir(), source, part)
+    stats = pub11_images.download_candidates(
+        cfg.version_dir(), source, part, str(candidates), cfg.download, retry_failed
+    )
+    return asdict(stats)
+
+
+@task(name="check-images", retries=1, task_run_name="validity-{source}-{part}")
+def check_images(cfg: BuildConfig, source: str, part: str) -> dict:
+    """Validity check and content hashes of one downloaded partition."""
+    return asdict(pub11_images.validate_partition(cfg.version_dir(), source, part, cfg.validity, cfg.dedup))
+
+
+@task(name="dedup-images")
+def dedup_images(cfg: BuildConfig) -> list[dict]:
+    """Global URL / content / near-duplicate clustering across all PUB11 sources (one barrier)."""
+    sources = sorted({s.name for s in cfg.sources})
+    return [asdict(s) for s in pub11_images.run_dedup(cfg.version_dir(), sources, cfg.dedup)]

@@ -45,13 +45,22 @@ def _run(world_dir: Path, root: Path, version: str, address: str | None = None) 
     return build_rs5m(params)
 
 
+COLUMNS = {
+    "After Keyword Filtering": "after_keyword",
+    "Download Image": "downloaded",
+    "Invalid Image (Removed)": "invalid",
+    "Duplicate Image (Removed)": "duplicate",
+}
+
+
 def _check_counts(rows: list[dict], expected: dict) -> None:
     by_name = {r["Name"]: r for r in rows}
     for source, exp in expected["sources"].items():
         row = by_name[DISPLAY_NAMES[source]]
         assert row["Amount"] == exp["amount"], source
-        assert row["After Keyword Filtering"] == exp["keyword_hits"], source
-        assert row["Download Image"] is None  # the download stage is not in the flow yet
+        for column, key in COLUMNS.items():
+            assert row[column] == exp["funnel"][key], (source, column)
+        assert row["Outlier images (Removed)"] is None and row["Remain"] is None  # outlier stage not built
     assert by_name["Total"]["Amount"] == sum(e["amount"] for e in expected["sources"].values())
 
 
@@ -76,14 +85,25 @@ def test_build_flow_on_sample_world(world: tuple[Path, dict], tmp_path: Path, pr
     for exp in expected["sources"].values():
         for kw, n in exp["per_keyword"].items():
             per_keyword[kw] = per_keyword.get(kw, 0) + n
-    assert hits == per_keyword
+    # exact duplicate records leave at the keyword stage, so hits count each record once
+    assert sum(hits.values()) <= sum(per_keyword.values()) and set(hits) <= set(per_keyword)
+    dups = {r["source"]: r["n"] for r in reasons if r["reason"] == "duplicate_record"}
+    assert dups == {
+        s: e["planted"]["duplicate_record_hits"]
+        for s, e in expected["sources"].items()
+        if e["planted"]["duplicate_record_hits"]
+    }
     assert (vdir / "COMPLETE").exists() and (vdir / "config.json").exists()
 
-    # why: a keyword hit and a removed row
-    kept = pq.read_table(next((vdir / "keyword" / "laion2b").glob("*.parquet"))).to_pylist()[0]
-    decisions = why(vdir, kept["uid"])
-    assert [d["stage"] for d in decisions] == ["ingest", "keyword"] and decisions[1]["decision"] == "kept"
-    assert decisions[1]["keywords"]
+    # why: a sample kept through dedup, and a laioncoco copy that lost its URL cluster to laion2b
+    decisions = pq.read_table(vdir / "dedup" / "decisions.parquet").to_pylist()
+    kept = next(d for d in decisions if d["dup_keep"])
+    trail = why(vdir, kept["uid"])
+    assert [d["stage"] for d in trail] == ["ingest", "keyword", "download", "validity", "dedup"]
+    assert all(d["decision"] == "kept" for d in trail) and trail[1]["keywords"]
+    lost = next(d for d in decisions if d["source"] == "laioncoco" and not d["dup_keep"])
+    last = why(vdir, lost["uid"])[-1]
+    assert last["reason"] == "url_duplicate" and last["keeper"].startswith("laion2b-")
 
     # rerun of the same version is a no-op with the same funnel
     before = {p: p.stat().st_mtime_ns for p in vdir.rglob("*.parquet")}

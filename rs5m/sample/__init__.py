@@ -29,7 +29,8 @@ import csv
 import json
 import random
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,8 @@ PLANTED_NOTES = {
     "invalid_images": "hit URL -> planted fault: zero (empty file), truncated (JPEG cut), html (error page)",
     "url_duplicates": "laion2b hit URLs this source repeats (the dedup priority rule decides the keeper)",
     "near_duplicates": "[this URL, original URL]: the same picture resized and re-encoded",
+    "funnel": "expected PUB11 columns after ingest: after_keyword (unique hits; exact duplicate records "
+    "leave at the keyword stage), downloaded, invalid, duplicate (every planted URL/near copy loses)",
 }
 WRITERS: dict[str, Callable[..., tuple[list[str], dict[str, Any]]]] = {
     "laion2b": write_laion,
@@ -184,3 +187,24 @@ def write_world(
         encoding="utf-8",
     )
     return expected
+
+
+@contextmanager
+def sample_server(cfg: Any) -> Iterator[ServedAddress | None]:
+    """Serve the sample world's images while a build runs, when its config names a ``sample_server``.
+
+    ``cfg`` is a ``BuildConfig``; yields ``None`` (and serves nothing) when it has no sample server.
+    """
+    server = getattr(cfg, "sample_server", None)
+    if server is None:
+        yield None
+        return
+    try:
+        ctx = serve_images(server.root, port=server.port)
+        address = ctx.__enter__()
+    except OSError as exc:
+        raise OSError(f"cannot serve the sample images on 127.0.0.1:{server.port}: {exc}") from exc
+    try:
+        yield address
+    finally:
+        ctx.__exit__(None, None, None)

@@ -265,12 +265,25 @@ def expected_counts(src: SourceRows) -> dict[str, object]:
     p = src.planted
     missing, invalid = set(p["missing_images"]), set(p["invalid_images"])  # type: ignore[call-overload]
     served = [(r.copy_of or r).image for r in hits]
+    unique = [r for r in hits if r.copy_of is None]  # exact copies leave at the keyword stage
+    downloaded = [r for r in unique if r.url not in missing]
+    valid = [r for r in downloaded if r.url not in invalid]
+    # Donors of URL and near duplicates are valid laion2b images (or, within a source, the earlier row),
+    # so by the priority rule the planted copy is always the one removed.
+    dups = len(p["url_duplicates"]) + len(p["near_duplicates"])  # type: ignore[arg-type]
+    funnel = {
+        "after_keyword": len(unique),
+        "downloaded": len(downloaded),
+        "invalid": len(downloaded) - len(valid),
+        "duplicate": dups,
+    }
     return {
         "amount": len(src.rows),
         "rejected": {reason: rejected.get(reason, 0) for reason in INGEST_REASONS},
         "kept": len(kept),
         "keyword_hits": len(hits),
         "per_keyword": {k: per_kw[k] for k in KEYWORD_PATTERNS if per_kw[k]},
+        "funnel": funnel,
         "planted": {
             "false_positive_hits": sum(r.kind == "false_positive" for r in kept),
             "ordinary_image_hits": sum(1 for i in served if i is not None and i.look == "ordinary"),

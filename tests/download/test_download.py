@@ -18,7 +18,10 @@ from rs5m.fsio import PartitionStats
 
 from .conftest import make_jpeg
 
-CFG = dict(allow_hosts=["127.0.0.1"], timeout=1.0, retries=0, threads=4, per_host_concurrency=4)
+# store_raw=False: these tests exercise img2dataset's own decoding (corrupt bytes -> decode_failed).
+CFG = dict(
+    allow_hosts=["127.0.0.1"], timeout=1.0, retries=0, threads=4, per_host_concurrency=4, store_raw=False
+)
 BLOCKED_IPS = {"10.0.0.1", "169.254.169.254", "10.1.2.3", "192.168.0.1"}
 
 

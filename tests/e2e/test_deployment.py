@@ -95,14 +95,16 @@ def _prefect(env: dict[str, str], *args: str, timeout: int = 300) -> subprocess.
 
 def test_sample_deployment_runs_on_a_worker(server: dict[str, str], tmp_path: Path) -> None:
     world = tmp_path / "world"
-    expected = write_world(world, seed=0, images=False)
+    expected = write_world(world, seed=0)
     cfg = yaml.safe_load((world / "build.yaml").read_text())
     cfg["dask"] = {"n_workers": 1, "threads_per_worker": 2, "processes": False}
     (world / "build-e2e.yaml").write_text(yaml.safe_dump(cfg))
     data = tmp_path / "data"
     env = server
     _prefect(env, "work-pool", "create", "cpu", "--type", "process")
-    _prefect(env, "--no-prompt", "deploy", "--all")
+    _prefect(env, "work-pool", "create", "gpu", "--type", "process")
+    deployed = _prefect(env, "--no-prompt", "deploy", "--all").stdout
+    assert "build-rs5m/sample" in deployed and "evaluate-georsclip/sample" in deployed
     worker = _start([str(BIN / "prefect"), "worker", "start", "--pool", "cpu"], env, tmp_path / "worker.log")
     try:
         params = {"params": {"config": str(world / "build-e2e.yaml"), "root": str(data), "version": "e2e"}}

@@ -52,4 +52,4 @@ def test_validation_messages(tmp_path: Path) -> None:
 def test_sample_deployment_config_loads() -> None:
     cfg = load_eval_config(ROOT / "deployments" / "evaluate-sample.yaml")
     assert cfg.model.name == "rs5m-tiny"
-    assert [d.name for d in cfg.zeroshot + cfg.retrieval + cfg.selo] == ["WHU-RS19", "rsitmd", "AIR-SLT"]
+    assert [d.name for d in cfg.zeroshot + cfg.retrieval + cfg.selo] == ["Scenes", "rsitmd", "AIR-SLT"]
