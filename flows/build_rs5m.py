@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import flow, get_run_logger
+from prefect.futures import PrefectFuture, as_completed
 from prefect_dask import DaskTaskRunner
 from pydantic import BaseModel, Field
 
@@ -18,7 +21,9 @@ from tasks.build import (
     ingest_input,
     load_lineage,
     prepare_version,
+    seed_from_base,
 )
+from tasks.handoff import start_deployment
 from tasks.report import publish_funnel
 
 
@@ -30,6 +35,17 @@ class BuildParams(BaseModel):
     version: str | None = Field(default=None, description="Dataset version name (default: the config's)")
     dask_address: str | None = Field(default=None, description="Existing Dask scheduler; none = LocalCluster")
     retry_failed: bool = Field(default=False, description="Re-download only rows that failed transiently")
+    base_version: str | None = Field(
+        default=None,
+        description="Incremental build: reuse this version's work for unchanged inputs "
+        "('latest' = the newest "
+        "complete version)",
+    )
+    handoff: list[str] = Field(
+        default_factory=list,
+        description="Deployments to start when the build completes (e.g. train-georsclip/full), "
+        "given this version as parameter `version`",
+    )
 
 
 def task_runner(cfg: DaskConfig) -> DaskTaskRunner:
@@ -44,20 +60,30 @@ def task_runner(cfg: DaskConfig) -> DaskTaskRunner:
     return DaskTaskRunner(cluster_kwargs=kwargs)
 
 
+def wait_all(futures: list[PrefectFuture], stage: str) -> list[Any]:
+    """Results in completion order, logging progress; raises the first failed partition's own error."""
+    logger = get_run_logger()
+    results = []
+    for i, future in enumerate(as_completed(futures), 1):
+        results.append(future.result())
+        if i == len(futures) or i % max(1, len(futures) // 10) == 0:
+            logger.info("%s: %d/%d partitions done", stage, i, len(futures))
+    return results
+
+
 @flow(name="pub11")
 def pub11(cfg: BuildConfig, retry_failed: bool = False) -> list[dict]:
     """Ingest → keyword filter → download → validity, per partition; then the global dedup barrier."""
     inputs = plan_inputs(cfg)
-    ingested = [f.result() for f in [ingest_input.submit(cfg, item) for item in inputs]]
-    partitions = [(s["source"], out) for s in ingested for out in s["extra"]["outputs"]]
+    ingested = wait_all([ingest_input.submit(cfg, item) for item in inputs], "ingest")
+    vdir = cfg.version_dir()
+    partitions = [(s["source"], str(vdir / out)) for s in ingested for out in s["extra"]["outputs"]]
     keyword = filter_keywords.submit(cfg, partitions).result()
     parts = [(s["source"], s["partition"]) for s in keyword]
     downloads = [download_images.submit(cfg, source, part, retry_failed) for source, part in parts]
-    for future in downloads:
-        future.result()  # raises the first failing partition's own error
+    wait_all(downloads, "download")
     checks = [check_images.submit(cfg, source, part) for source, part in parts]
-    for future in checks:
-        future.result()
+    wait_all(checks, "validity")
     return dedup_images.submit(cfg).result()
 
 
@@ -71,6 +97,8 @@ def build_rs5m(params: BuildParams | None = None) -> list[dict]:
     logger = get_run_logger()
     logger.info("building version %s under %s", cfg.version, cfg.version_dir())
     prepare_version(cfg)
+    if params.base_version:
+        seed_from_base(cfg, params.base_version)
     try:
         with sample_server(cfg):
             pub11.with_options(task_runner=task_runner(cfg.dask))(cfg, params.retry_failed)
@@ -81,4 +109,6 @@ def build_rs5m(params: BuildParams | None = None) -> list[dict]:
     load_lineage(cfg)
     rows = publish_funnel(cfg)
     finish_version(cfg)
+    for name in params.handoff:
+        start_deployment(name, cfg)
     return rows

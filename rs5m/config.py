@@ -6,9 +6,11 @@ build config composes them. Configs load from YAML (``deployments/*.yaml``) via 
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +91,19 @@ class BuildConfig(_Model):
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     dask: DaskConfig = Field(default_factory=DaskConfig)
     sample_server: SampleServerConfig | None = None
+
+    @field_validator("version")
+    @classmethod
+    def _version_name(cls, v: str) -> str:
+        # ``{now:%Y%m%d}`` makes a fresh version per scheduled run; the name becomes a folder name.
+        if "{" in v:
+            try:
+                v = v.format(now=dt.datetime.now(dt.UTC))
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(f"bad version template {v!r}: only {{now:<strftime>}} is known") from exc
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", v):
+            raise ValueError(f"version name {v!r} must be letters, digits, '.', '_' or '-' (a folder name)")
+        return v
 
     @model_validator(mode="after")
     def _allow_sample_server(self) -> BuildConfig:

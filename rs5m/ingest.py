@@ -206,6 +206,14 @@ def ingest_file(
         except BaseException:
             writer.abort()
             raise
-    stats.extra = {"input": str(path), "outputs": outputs, "rejects": str(paths.rejects)}
+    st = Path(path).stat()
+    stats.extra = {
+        "input": str(path),
+        "input_size": st.st_size,
+        "input_mtime_ns": st.st_mtime_ns,
+        # relative to the version folder, so a version can be moved or seeded from another one
+        "outputs": [str(Path(o).relative_to(version_dir)) for o in outputs],
+        "rejects": str(paths.rejects.relative_to(version_dir)),
+    }
     stats.write(paths.stats)
     return stats

@@ -123,6 +123,19 @@ def latest_version(con: duckdb.DuckDBPyConnection) -> str:
     return row[0]
 
 
+def latest_complete_version(db_path: str | Path, exclude: str | None = None) -> str:
+    """The most recently completed version other than ``exclude``; ``ValueError`` when there is none."""
+    with connect(db_path, read_only=True) as con:
+        row = con.execute(
+            "SELECT version FROM versions WHERE status = 'complete' AND version IS DISTINCT FROM ? "
+            "ORDER BY updated_at DESC LIMIT 1",
+            [exclude],
+        ).fetchone()
+    if row is None:
+        raise ValueError("no complete version to build incrementally from")
+    return row[0]
+
+
 def funnel_rows(con: duckdb.DuckDBPyConnection, version: str) -> list[dict[str, Any]]:
     """The PUB11 table for one version: one row per source (RS5M order) and a Total row.
 

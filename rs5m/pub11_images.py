@@ -85,8 +85,10 @@ def _downloaded_images(version_dir: Path, source: str, part: str) -> pa.Table:
     keys_by_shard: dict[str, set[str]] = {}
     for row in ok.select(["key", "shard"]).to_pylist():
         keys_by_shard.setdefault(row["shard"], set()).add(row["key"])
+    folder = download_dir(version_dir, source, part)
     for shard, keys in keys_by_shard.items():
-        data.update(iter_shard_images(shard, keys))
+        # by name inside this partition's folder: the recorded path may be another version's (incremental)
+        data.update(iter_shard_images(folder / Path(shard).name, keys))
     images = [data.get(k) for k in ok.column("key").to_pylist()]
     return ok.select(["uid", "source", "url", "key", "shard"]).append_column(
         "image", pa.array(images, pa.binary())

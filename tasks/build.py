@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect_dask import get_dask_client
 
 from rs5m import build, lineage, pub11_images
 from rs5m.config import BuildConfig
+from rs5m.incremental import seed_version
 from rs5m.ingest import ingest_file
 from rs5m.stages import InputFile, keyword_paths, run_keyword_stage
 
@@ -76,3 +77,16 @@ def dedup_images(cfg: BuildConfig) -> list[dict]:
     """Global URL / content / near-duplicate clustering across all PUB11 sources (one barrier)."""
     sources = sorted({s.name for s in cfg.sources})
     return [asdict(s) for s in pub11_images.run_dedup(cfg.version_dir(), sources, cfg.dedup)]
+
+
+@task(name="seed-from-base")
+def seed_from_base(cfg: BuildConfig, base_version: str) -> dict[str, int]:
+    """Incremental build: link the base version's finished work for unchanged inputs into this version."""
+    if base_version == "latest":
+        base_version = lineage.latest_complete_version(build.lineage_db(cfg), exclude=cfg.version)
+    base = Path(cfg.root) / "versions" / base_version
+    if not (base / build.COMPLETE_MARKER).exists():
+        raise ValueError(f"base version {base_version!r} is not a complete version under {cfg.root}")
+    reused = seed_version(base, cfg)
+    get_run_logger().info("reused from %s: %s partitions per stage", base_version, reused)
+    return reused

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 
 from prefect import task
@@ -9,6 +10,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from rs5m import build, lineage
 from rs5m.config import BuildConfig
+from rs5m.report import funnel_chart
 
 
 def _key(text: str) -> str:
@@ -29,9 +31,15 @@ def publish_funnel(cfg: BuildConfig) -> list[dict]:
         table=reasons,
         description=f"Removal reasons of version {cfg.version}",
     )
+    chart = funnel_chart(
+        rows, cfg.version_dir() / "reports" / "funnel.png", f"PUB11 funnel, version {cfg.version}"
+    )
+    png = base64.b64encode(chart.read_bytes()).decode()
     create_markdown_artifact(
         key=_key(f"version-{cfg.version}"),
         markdown=f"**Version** `{cfg.version}`\n\n**Path** `{cfg.version_dir().resolve()}`\n\n"
-        f"**Config hash** `{cfg.config_hash()}`",
+        f"**Config hash** `{cfg.config_hash()}`\n\n![PUB11 funnel](data:image/png;base64,{png})\n\n"
+        f"Chart file: `{chart.resolve()}`",
+        description=f"Version {cfg.version}: where it is, its config hash and the funnel chart",
     )
     return rows

@@ -36,11 +36,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     return out, expected
 
 
-def _run(world_dir: Path, root: Path, version: str, address: str | None = None) -> list[dict]:
+def _run(world_dir: Path, root: Path, version: str, address: str | None = None, **kw: object) -> list[dict]:
     from flows.build_rs5m import BuildParams, build_rs5m
 
     params = BuildParams(
-        config=str(world_dir / "build-test.yaml"), root=str(root), version=version, dask_address=address
+        config=str(world_dir / "build-test.yaml"), root=str(root), version=version, dask_address=address, **kw
     )
     return build_rs5m(params)
 
@@ -109,6 +109,12 @@ def test_build_flow_on_sample_world(world: tuple[Path, dict], tmp_path: Path, pr
     before = {p: p.stat().st_mtime_ns for p in vdir.rglob("*.parquet")}
     assert _run(world_dir, root, "t1") == rows
     assert {p: p.stat().st_mtime_ns for p in vdir.rglob("*.parquet")} == before
+
+    # an incremental version reuses every partition of the unchanged inputs (hard links), same funnel
+    assert _run(world_dir, root, "t2", base_version="latest") == rows
+    tar = next((vdir / "download").rglob("*.tar"))
+    assert (root / "versions" / "t2" / tar.relative_to(vdir)).stat().st_ino == tar.stat().st_ino
+    assert (root / "versions" / "t2" / "reports" / "funnel.png").stat().st_size > 1000
 
 
 def _free_port() -> int:

@@ -43,8 +43,10 @@ class FakeAdapter:
 
 
 @pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> FakeAdapter:
+def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeAdapter:
     monkeypatch.setattr(ingest, "get_adapter", lambda name: FakeAdapter())
+    monkeypatch.chdir(tmp_path)
+    Path("f.tsv").write_text("(the fake adapter does not read it)")
     FakeAdapter.calls = 0
     return FakeAdapter()
 
@@ -61,10 +63,10 @@ def test_ingest_counts_every_row_once(tmp_path: Path, fake: FakeAdapter) -> None
     }
     parts = stats.extra["outputs"]
     assert len(parts) == 2  # 4 rows (an exact duplicate record kept: URL dedup removes it), 2 per partition
-    table = pq.read_table(parts[0]).cast(SAMPLE_SCHEMA)
+    table = pq.read_table(tmp_path / parts[0]).cast(SAMPLE_SCHEMA)
     assert table.column("url").to_pylist() == ["http://a/1.jpg", "https://a/2.jpg"]  # whitespace trimmed
     assert table.column("uid")[0].as_py() == make_uid("cc12m", "http://a/1.jpg\x00aerial view")
-    rejects = pq.read_table(stats.extra["rejects"]).to_pylist()
+    rejects = pq.read_table(tmp_path / stats.extra["rejects"]).to_pylist()
     assert sorted(r["reason"] for r in rejects) == sorted(stats.removed)
     assert any(r["uid"] == "cc12m-f.tsv:9" for r in rejects)
 
@@ -87,6 +89,8 @@ def test_failed_ingest_leaves_no_done_marker(tmp_path: Path, monkeypatch: pytest
             raise OSError("disk gone")
 
     monkeypatch.setattr(ingest, "get_adapter", lambda name: Broken())
+    monkeypatch.chdir(tmp_path)
+    Path("f.tsv").write_text("")
     src = SourceInput(name="cc12m", files=["f.tsv"])
     with pytest.raises(OSError, match="disk gone"):
         ingest.ingest_file(src, "f.tsv", tmp_path, IngestConfig(rows_per_partition=2))
