@@ -27,6 +27,8 @@ demo: install
 	@test -f $(WORLD)/expected.json || $(BIN)/rs5m sample --out $(WORLD) $(if $(REAL_DATA),--real-data $(REAL_DATA))
 	$(BIN)/rs5m build --config deployments/sample.yaml --root $(DATA)
 	$(BIN)/rs5m funnel --root $(DATA) --reasons
+	$(BIN)/rs5m versions list --root $(DATA)
+	$(BIN)/rs5m loader-check --root $(DATA) --version sample --verify
 	$(BIN)/rs5m evaluate --demo $(DATA)/eval-demo $(if $(REAL_DATA),--real-data $(REAL_DATA))
 
 test: install

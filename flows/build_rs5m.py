@@ -20,6 +20,7 @@ from tasks.build import (
     finish_version,
     ingest_input,
     load_lineage,
+    package_shards,
     prepare_version,
     seed_from_base,
 )
@@ -106,6 +107,7 @@ def build_rs5m(params: BuildParams | None = None) -> list[dict]:
         load_lineage(cfg)  # what finished is still counted, so the funnel shows how far it got
         finish_version(cfg, status="failed")
         raise
+    package_shards(cfg)
     load_lineage(cfg)
     rows = publish_funnel(cfg)
     finish_version(cfg)

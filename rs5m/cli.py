@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["sample", "build", "funnel", "why", "evaluate"]
+COMMANDS = ["sample", "build", "funnel", "why", "versions", "loader-check", "evaluate"]
 
 
 class CliError(Exception):
@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rs5m", description="Rebuild RS5M and train/evaluate GeoRSCLIP.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
-        importlib.import_module(f"rs5m.commands.{name}").register(sub)
+        importlib.import_module(f"rs5m.commands.{name.replace('-', '_')}").register(sub)
     return parser
 
 

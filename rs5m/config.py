@@ -21,6 +21,7 @@ from rs5m.dedup import DedupConfig
 from rs5m.download import DownloadConfig
 from rs5m.images import ValidityConfig
 from rs5m.schema import SOURCE_ORDER
+from rs5m.shards import PackageConfig
 
 
 class _Model(BaseModel):
@@ -89,6 +90,7 @@ class BuildConfig(_Model):
     download: DownloadConfig = Field(default_factory=DownloadConfig)
     validity: ValidityConfig = Field(default_factory=ValidityConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
+    package: PackageConfig = Field(default_factory=PackageConfig)
     dask: DaskConfig = Field(default_factory=DaskConfig)
     sample_server: SampleServerConfig | None = None
 

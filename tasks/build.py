@@ -12,6 +12,7 @@ from rs5m import build, lineage, pub11_images
 from rs5m.config import BuildConfig
 from rs5m.incremental import seed_version
 from rs5m.ingest import ingest_file
+from rs5m.package import package_pub11
 from rs5m.stages import InputFile, keyword_paths, run_keyword_stage
 
 
@@ -90,3 +91,9 @@ def seed_from_base(cfg: BuildConfig, base_version: str) -> dict[str, int]:
     reused = seed_version(base, cfg)
     get_run_logger().info("reused from %s: %s partitions per stage", base_version, reused)
     return reused
+
+
+@task(name="package-shards")
+def package_shards(cfg: BuildConfig) -> dict:
+    """Write the kept PUB11 pairs as train/val webdataset shards in every configured layout."""
+    return package_pub11(cfg.version_dir(), cfg.package, version=cfg.version)
