@@ -17,6 +17,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--root", help="data root (default: the config's root)")
     p.add_argument("--version", help="dataset version name (default: the config's version)")
     p.add_argument("--dask-address", help="address of an existing Dask scheduler (default: a LocalCluster)")
+    p.add_argument(
+        "--retry-failed", action="store_true", help="re-download only rows that failed transiently"
+    )
+    p.add_argument(
+        "--base-version", help="incremental: reuse this version's work for unchanged inputs ('latest')"
+    )
     p.set_defaults(func=run)
 
 
@@ -29,7 +35,12 @@ def run(args: argparse.Namespace) -> int:
     flows = importlib.import_module("flows.build_rs5m")
     local_api = importlib.import_module("flows.local_api").local_api
     params = flows.BuildParams(
-        config=args.config, root=args.root, version=args.version, dask_address=args.dask_address
+        config=args.config,
+        root=args.root,
+        version=args.version,
+        dask_address=args.dask_address,
+        retry_failed=args.retry_failed,
+        base_version=args.base_version,
     )
     with local_api():
         rows = flows.build_rs5m(params)
