@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rs5m.commands._common import format_table, prefect_env
 from rs5m.config import load_build_config
+from rs5m.stages import plan_inputs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.config).is_file():
         raise FileNotFoundError(f"config file {args.config} does not exist")
     cfg = load_build_config(args.config, root=args.root, version=args.version, dask_address=args.dask_address)
+    plan_inputs(cfg)  # every glob matches something: a clear error before any run starts
     prefect_env(cfg.root)
     flows = importlib.import_module("flows.build_rs5m")
     local_api = importlib.import_module("flows.local_api").local_api
