@@ -9,6 +9,8 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect_dask import DaskTaskRunner
 from pydantic import BaseModel, Field
 
+from flows.rs3 import rs3
+from rs5m.build import lineage_db
 from rs5m.config import BuildConfig, DaskConfig, load_build_config
 from rs5m.sample import sample_server
 from rs5m.stages import plan_inputs
@@ -26,6 +28,7 @@ from tasks.build import (
 )
 from tasks.handoff import start_deployment
 from tasks.report import publish_funnel
+from tasks.rs3 import publish_rs3_funnel
 
 
 class BuildParams(BaseModel):
@@ -103,6 +106,8 @@ def build_rs5m(params: BuildParams | None = None) -> list[dict]:
     try:
         with sample_server(cfg):
             pub11.with_options(task_runner=task_runner(cfg.dask))(cfg, params.retry_failed)
+        if cfg.rs3 is not None:  # after pub11: PUB11 meta-captions read its keyword candidates
+            rs3.with_options(task_runner=task_runner(cfg.dask))(cfg.rs3, str(cfg.version_dir()))
     except BaseException:
         load_lineage(cfg)  # what finished is still counted, so the funnel shows how far it got
         finish_version(cfg, status="failed")
@@ -110,6 +115,8 @@ def build_rs5m(params: BuildParams | None = None) -> list[dict]:
     package_shards(cfg)
     load_lineage(cfg)
     rows = publish_funnel(cfg)
+    if cfg.rs3 is not None:
+        publish_rs3_funnel(str(lineage_db(cfg)), cfg.version)
     finish_version(cfg)
     for name in params.handoff:
         start_deployment(name, cfg)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from rs5m.dedup import DedupConfig
 from rs5m.download import DownloadConfig
 from rs5m.images import ValidityConfig
+from rs5m.rs3.config import RS3Config, resolve_rs3_paths
 from rs5m.schema import SOURCE_ORDER
 from rs5m.shards import PackageConfig
 
@@ -91,6 +92,7 @@ class BuildConfig(_Model):
     validity: ValidityConfig = Field(default_factory=ValidityConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     package: PackageConfig = Field(default_factory=PackageConfig)
+    rs3: RS3Config | None = None
     dask: DaskConfig = Field(default_factory=DaskConfig)
     sample_server: SampleServerConfig | None = None
 
@@ -132,6 +134,8 @@ def _resolve_paths(cfg: dict[str, Any], base: Path) -> dict[str, Any]:
         for key, val in list(src.get("options", {}).items()):
             if key.endswith("_file") and isinstance(val, str) and not os.path.isabs(val):
                 src["options"][key] = str(base / val)
+    if cfg.get("rs3"):
+        resolve_rs3_paths(cfg["rs3"], base)
     server = cfg.get("sample_server")
     if server and not os.path.isabs(server.get("root", "/")):
         server["root"] = str(base / server["root"])

@@ -163,7 +163,10 @@ def reason_rows(con: duckdb.DuckDBPyConnection, version: str) -> list[dict[str, 
         "SELECT subset, source, stage, reason, n FROM reasons WHERE version = ? AND n > 0", [version]
     ).fetchall()
     rows = [dict(zip(["subset", "source", "stage", "reason", "n"], r, strict=True)) for r in res]
-    return sorted(rows, key=lambda r: (r["subset"], order.get(r["stage"], 99), r["source"], r["reason"]))
+    subsets = {"pub11": 0, "rs3": 1, "geometa": 2}
+    return sorted(
+        rows, key=lambda r: (subsets.get(r["subset"], 9), order.get(r["stage"], 99), r["source"], r["reason"])
+    )
 
 
 def keyword_rows(con: duckdb.DuckDBPyConnection, version: str) -> list[dict[str, Any]]:

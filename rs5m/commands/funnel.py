@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rs5m import lineage
 from rs5m.commands._common import format_table
+from rs5m.rs3.report import geometa_rows, rs3_funnel_rows
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,6 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--reasons", action="store_true", help="removal reasons per source and stage")
     group.add_argument("--keywords", action="store_true", help="hit counts per keyword")
+    group.add_argument("--rs3", action="store_true", help="the RS3 table (files read, captioned, failed)")
+    group.add_argument("--geometa", action="store_true", help="PUB11 meta-caption and place-name coverage")
     p.set_defaults(func=run)
 
 
@@ -29,9 +32,17 @@ def run(args: argparse.Namespace) -> int:
             rows = lineage.reason_rows(con, version)
         elif args.keywords:
             rows = lineage.keyword_rows(con, version)
+        elif args.rs3:
+            rows = rs3_funnel_rows(con, version)
+        elif args.geometa:
+            rows = geometa_rows(con, version)
         else:
             rows = lineage.funnel_rows(con, version)
+            rs3 = rs3_funnel_rows(con, version) if args.format == "table" else []
     if args.format == "table":
         print(f"version {version}")
     print(format_table(rows, args.format))
+    if args.format == "table" and not (args.reasons or args.keywords or args.rs3 or args.geometa) and rs3:
+        print(f"\nRS3, version {version}")
+        print(format_table(rs3, "table"))
     return 0

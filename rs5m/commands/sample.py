@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rs5m.rs3.sample import write_rs3_world
 from rs5m.sample import DEFAULT_PORT, write_world
 from rs5m.schema import DISPLAY_NAMES
 
@@ -38,6 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.set_defaults(func=run)
 
 
+def _n(entry: object) -> str:
+    if isinstance(entry, dict) and "listed" in entry:
+        return f"{entry['listed']} items ({entry.get('ok', '?')} readable)"
+    return "written"
+
+
 def run(args: argparse.Namespace) -> int:
     """Write the world and print the per-source summary."""
     if args.real_data is not None and not args.real_data.is_dir():
@@ -62,5 +69,8 @@ def run(args: argparse.Namespace) -> int:
     t = expected["totals"]
     images = f"({t['images']} images under {args.out / 'images'})"
     print(row.format("Total", t["amount"], sum(t["rejected"].values()), t["kept"], t["keyword_hits"], images))
+    rs3 = write_rs3_world(args.out / "rs3", seed=args.seed, real_data=args.real_data)
+    counts = {k: v for k, v in rs3.items() if k in ("fmow", "ben", "millionaid")}
+    print(f"RS3 world under {args.out / 'rs3'}: " + ", ".join(f"{k} {_n(v)}" for k, v in counts.items()))
     print(f"wrote {args.out / 'build.yaml'} and {args.out / 'expected.json'}")
     return 0
