@@ -8,17 +8,10 @@ matcher. ``HIT_FORMS[p]`` strings match pattern ``p`` and no other.
 
 from __future__ import annotations
 
-# The 44 patterns of reference §3 as spelled there (matching ignores case): 27 + 15 + the 2 Fig. 3 variants.
-KEYWORD_PATTERNS: tuple[str, ...] = (
-    "remote sensing", "earth observ", "aerial imag", "aerial photo", "aerial map", "aerial pic",
-    "aerial view", "aerial scan", "aerial satellite", "satellite imag", "satellite photo", "satellite map",
-    "satellite pic", "satellite view", "satellite scan", "satellite data", "satellite surveillance",
-    "space photo", "spaceborne photo", "space-borne photo", "space imag", "spaceborne imag",
-    "space-borne imag", "space view", "spaceborne view", "space-borne view", "space surveillance",
-    "Google Earth", "Freesound", "Sentinel-1", "Sentinel-2", "Gaofen", "USGS", "NAIP", "MODIS", "EOSDIS",
-    "WorldView", "Planet Dove", "ArcGIS", "Maxar", "Landsat", "Geographic Information System",
-    "sentinel 1", "sentinel 2",
-)  # fmt: skip
+from rs5m.keywords import DEFAULT_PATTERNS
+
+# The 44 patterns of reference §3 as spelled there (matching ignores case): the filter's own list.
+KEYWORD_PATTERNS: tuple[str, ...] = DEFAULT_PATTERNS
 
 HIT_FORMS: dict[str, tuple[str, ...]] = {
     "remote sensing": ("remote sensing image", "Remote Sensing scene", "REMOTE SENSING image"),

@@ -139,3 +139,32 @@ def test_sample_deployment_runs_on_a_worker(server: dict[str, str], tmp_path: Pa
         artifacts = json.load(r)
     assert artifacts and artifacts[0]["type"] == "table"
     assert "LAION2B" in json.dumps(artifacts[0]["data"])
+    shot = os.environ.get("RS5M_FLOW_RUN_SCREENSHOT")
+    if shot:  # refresh docs/prefect-flow-run.png: RS5M_FLOW_RUN_SCREENSHOT=docs/prefect-flow-run.png
+        _screenshot(api.removesuffix("/api") + f"/runs/flow-run/{artifacts[0]['flow_run_id']}", ROOT / shot)
+
+
+def _screenshot(url: str, out: Path) -> None:
+    chromium = os.environ.get("RS5M_CHROMIUM", "/usr/bin/chromium")
+    if not Path(chromium).exists():
+        pytest.skip(f"no Chromium at {chromium} for the screenshot")
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--hide-scrollbars",
+    ]
+    cmd = [
+        chromium,
+        *flags,
+        "--window-size=1400,1000",
+        "--virtual-time-budget=20000",
+        f"--screenshot={out}",
+        url,
+    ]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+    assert out.stat().st_size > 10_000
