@@ -25,6 +25,7 @@ install: $(STAMP)
 
 demo: install
 	@test -f $(WORLD)/expected.json || $(BIN)/rs5m sample --out $(WORLD) $(if $(REAL_DATA),--real-data $(REAL_DATA))
+	@test -f $(DATA)/detectors/sample/detector.pt || $(BIN)/python -m flows.train_detector
 	$(BIN)/rs5m build --config deployments/sample.yaml --root $(DATA)
 	$(BIN)/rs5m funnel --root $(DATA) --reasons
 	$(BIN)/rs5m versions list --root $(DATA)

@@ -22,6 +22,7 @@ from tasks.build import (
     finish_version,
     ingest_input,
     load_lineage,
+    package_rs3_shards,
     package_shards,
     prepare_version,
     seed_from_base,
@@ -29,6 +30,7 @@ from tasks.build import (
 from tasks.handoff import start_deployment
 from tasks.report import publish_funnel
 from tasks.rs3 import publish_rs3_funnel
+from tasks.scoring import decide_outliers, publish_outlier_grid, submit_scoring
 
 
 class BuildParams(BaseModel):
@@ -77,7 +79,8 @@ def wait_all(futures: list[PrefectFuture], stage: str) -> list[Any]:
 
 @flow(name="pub11")
 def pub11(cfg: BuildConfig, retry_failed: bool = False) -> list[dict]:
-    """Ingest → keyword filter → download → validity, per partition; then the global dedup barrier."""
+    """Ingest → keyword filter → download → validity, per partition; the global dedup barrier; outlier
+    scores per partition (GPU workers when the cluster has them); the pooled outlier decision."""
     inputs = plan_inputs(cfg)
     ingested = wait_all([ingest_input.submit(cfg, item) for item in inputs], "ingest")
     vdir = cfg.version_dir()
@@ -88,7 +91,12 @@ def pub11(cfg: BuildConfig, retry_failed: bool = False) -> list[dict]:
     wait_all(downloads, "download")
     checks = [check_images.submit(cfg, source, part) for source, part in parts]
     wait_all(checks, "validity")
-    return dedup_images.submit(cfg).result()
+    dedup_images.submit(cfg).result()
+    vdir, sources = str(cfg.version_dir()), sorted({s.name for s in cfg.sources})
+    wait_all(submit_scoring(vdir, parts, cfg.scoring, cfg.detector), "scoring")
+    decisions = decide_outliers.submit(vdir, sources, cfg.outlier).result()
+    publish_outlier_grid(vdir, sources, cfg.outlier, cfg.version)
+    return decisions
 
 
 @flow(name="build-rs5m")
@@ -113,6 +121,8 @@ def build_rs5m(params: BuildParams | None = None) -> list[dict]:
         finish_version(cfg, status="failed")
         raise
     package_shards(cfg)
+    if cfg.rs3 is not None:  # after the PUB11 shards: both update the same manifests
+        package_rs3_shards(cfg)
     load_lineage(cfg)
     rows = publish_funnel(cfg)
     if cfg.rs3 is not None:

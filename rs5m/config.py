@@ -20,8 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from rs5m.dedup import DedupConfig
 from rs5m.download import DownloadConfig
 from rs5m.images import ValidityConfig
+from rs5m.outlier import OutlierConfig
 from rs5m.rs3.config import RS3Config, resolve_rs3_paths
 from rs5m.schema import SOURCE_ORDER
+from rs5m.scoring import ScoringConfig
 from rs5m.shards import PackageConfig
 
 
@@ -91,6 +93,11 @@ class BuildConfig(_Model):
     download: DownloadConfig = Field(default_factory=DownloadConfig)
     validity: ValidityConfig = Field(default_factory=ValidityConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    detector: str | None = Field(
+        default=None, description="RS detector checkpoint (flow train-rs-detector); none: c_rs is not used"
+    )
+    outlier: OutlierConfig = Field(default_factory=OutlierConfig)
     package: PackageConfig = Field(default_factory=PackageConfig)
     rs3: RS3Config | None = None
     dask: DaskConfig = Field(default_factory=DaskConfig)
@@ -134,6 +141,9 @@ def _resolve_paths(cfg: dict[str, Any], base: Path) -> dict[str, Any]:
         for key, val in list(src.get("options", {}).items()):
             if key.endswith("_file") and isinstance(val, str) and not os.path.isabs(val):
                 src["options"][key] = str(base / val)
+    det = cfg.get("detector")
+    if isinstance(det, str) and not os.path.isabs(det):
+        cfg["detector"] = str(base / det)
     if cfg.get("rs3"):
         resolve_rs3_paths(cfg["rs3"], base)
     server = cfg.get("sample_server")

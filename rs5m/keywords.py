@@ -22,8 +22,11 @@ Matching rules (the paper gives only the pattern list, so these are our decision
   spaces between words ("航拍aerial view" is a hit). ``word_start=False`` gives plain substring search.
 - Null captions never match.
 
-Speed: the whole mask is one RE2 pass (``pyarrow.compute.match_substring_regex``) over each batch;
-which patterns hit is worked out only for the rare matching rows. See docs/benchmarks.md.
+Speed: a multi-literal prefilter (``rs5m.keywords_prefilter``, SIMD Aho-Corasick over the whole
+values buffer) picks the few rows that could match, and the exact RE2 regex
+(``pyarrow.compute.match_substring_regex``) decides on those rows only, so results are those of RE2
+alone; without ``ahocorasick_rs`` installed the mask is one RE2 pass over each batch. Which patterns hit
+is worked out only for the rare matching rows. See docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from rs5m import keywords_prefilter
 from rs5m.config import KeywordConfig
 from rs5m.fsio import PartitionStats, atomic_path, read_done
 from rs5m.schema import Reason, Stage
@@ -54,6 +58,7 @@ DEFAULT_PATTERNS: tuple[str, ...] = (
 
 KEYWORDS_FIELD = pa.field("keywords", pa.list_(pa.string()), nullable=False)
 READ_BUFFER = 4 << 20  # parquet pages stream through a buffer this big; chunks are never read whole
+ALL_RE2_SHARE = 0.25  # above this share of candidate rows, one RE2 pass beats take + RE2 on them
 
 _SPACE = r"[\t\n\v\f\r\p{Zs}]+"
 _HYPHEN = r"[\x{2d}\x{2010}-\x{2013}]"
@@ -99,10 +104,17 @@ class KeywordMatcher:
     """Match captions against literal stem patterns (rules in the module docstring).
 
     Patterns are normalised and kept in the given order; they are the names used in ``hits`` and
-    ``count``. Duplicates (ignoring case) raise ``ValueError``.
+    ``count``. Duplicates (ignoring case) raise ``ValueError``. ``prefilter``: ``None`` uses the
+    literal prefilter when ``ahocorasick_rs`` is installed, ``False`` never (RE2 alone), ``True``
+    always (``ImportError`` without it); results are the same either way.
     """
 
-    def __init__(self, patterns: Sequence[str] = DEFAULT_PATTERNS, word_start: bool = True) -> None:
+    def __init__(
+        self,
+        patterns: Sequence[str] = DEFAULT_PATTERNS,
+        word_start: bool = True,
+        prefilter: bool | None = None,
+    ) -> None:
         if isinstance(patterns, str):
             raise ValueError("patterns must be a sequence of strings, not one string")
         norm = [normalize_pattern(p) for p in patterns]
@@ -121,6 +133,18 @@ class KeywordMatcher:
         self._regexes = [prefix + core for core in self._cores]
         self._combined = prefix + "(?:" + "|".join(self._cores) + ")"
         self._names = pa.array(self.patterns, pa.string())
+        use = keywords_prefilter.AVAILABLE if prefilter is None else prefilter
+        self._prefilter = keywords_prefilter.LiteralPrefilter(self.patterns) if use else None
+
+    def __getstate__(self) -> dict[str, object]:
+        state = self.__dict__.copy()
+        state["_prefilter"] = self._prefilter is not None  # the automata do not pickle; rebuilt below
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        if state["_prefilter"]:
+            self._prefilter = keywords_prefilter.LiteralPrefilter(self.patterns)
 
     @classmethod
     def from_config(cls, cfg: KeywordConfig) -> KeywordMatcher:
@@ -129,15 +153,34 @@ class KeywordMatcher:
         return cls([*base, *cfg.extra_patterns], word_start=cfg.word_start)
 
     def __repr__(self) -> str:
-        return f"KeywordMatcher({len(self.patterns)} patterns, word_start={self.word_start})"
+        return (
+            f"KeywordMatcher({len(self.patterns)} patterns, word_start={self.word_start}, "
+            f"prefilter={self._prefilter is not None})"
+        )
 
     def mask(self, arr: pa.Array | pa.ChunkedArray) -> pa.BooleanArray:
-        """True where the caption matches any pattern; null captions give False. One RE2 pass."""
+        """True where the caption matches any pattern; null captions give False (no nulls in the result).
+
+        With the prefilter: one literal scan of each chunk, then RE2 on the candidate rows only.
+        """
         arr = _check_strings(arr)
         if len(arr) == 0:
             return pa.array([], pa.bool_())
-        res = pc.fill_null(pc.match_substring_regex(arr, self._combined), False)
-        return res.combine_chunks() if isinstance(res, pa.ChunkedArray) else res
+        if self._prefilter is None:
+            res = pc.fill_null(pc.match_substring_regex(arr, self._combined), False)
+            return res.combine_chunks() if isinstance(res, pa.ChunkedArray) else res
+        chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+        return pa.array(np.concatenate([self._mask_prefiltered(c) for c in chunks]), pa.bool_())
+
+    def _mask_prefiltered(self, arr: pa.Array) -> np.ndarray:
+        assert self._prefilter is not None
+        rows = self._prefilter.candidates(arr)
+        if rows.size > len(arr) * ALL_RE2_SHARE:
+            return _matches(arr, self._combined)
+        out = np.zeros(len(arr), dtype=bool)
+        if rows.size:
+            out[rows] = _matches(arr.take(pa.array(rows, pa.int64())), self._combined)
+        return out
 
     def hit_matrix(self, arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
         """Boolean ``(len(arr), len(patterns))`` matrix: which patterns each caption contains.

@@ -123,6 +123,11 @@ class Reason(StrEnum):
     URL_DUPLICATE = "url_duplicate"
     CONTENT_DUPLICATE = "content_duplicate"
     NEAR_DUPLICATE = "near_duplicate"
+    # outlier
+    OUTLIER_VLM = "outlier_vlm"  # s_vlm under the pooled quantile
+    OUTLIER_RS = "outlier_rs"  # c_rs (RS detector) under the pooled quantile
+    OUTLIER_BOTH = "outlier_both"
+    OUTLIER_UNSCORED = "outlier_unscored"  # could not be scored (undecodable, missing from its tar)
 
 
 def make_uid(source: str, key: str) -> str:

@@ -6,7 +6,8 @@ as follows: ingest — kept rows in ``ingest/<source>/*.parquet``, removed rows 
 an ingested row absent there was removed as ``no_keyword_match`` (derived, not stored, because at
 billions of rows a per-row record of non-matches would double the metadata on disk); download —
 ``download/<source>/*/status.parquet``; validity — ``validity/<source>/*.parquet``; dedup —
-``dedup/decisions.parquet`` (with the cluster's members and its keeper).
+``dedup/decisions.parquet`` (with the cluster's members and its keeper); outlier —
+``outlier/decisions.parquet`` (scores and the pooled-quantile decision).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def why(version_dir: Path, uid: str) -> list[dict[str, Any]]:
         out.append({"stage": "keyword", "decision": "removed", "reason": Reason.NO_KEYWORD_MATCH.value})
         return out
     out.append({"stage": "keyword", "decision": "kept", "keywords": list(hits[0][0])})
-    for reader in (_download, _validity, _dedup):
+    for reader in (_download, _validity, _dedup, _outlier):
         decision = reader(con, version_dir, source, uid)
         if decision is None:
             break
@@ -122,3 +123,18 @@ def _dedup(con: duckdb.DuckDBPyConnection, vdir: Path, source: str, uid: str) ->
         listed = [{"uid": m[0], "source": m[1], "keep": m[2], "reason": m[3]} for m in members]
         out |= {"cluster": cluster, "keeper": keeper, "members": listed}
     return out
+
+
+def _outlier(con: duckdb.DuckDBPyConnection, vdir: Path, source: str, uid: str) -> dict[str, Any] | None:
+    path = vdir / Stage.OUTLIER.value / "decisions.parquet"
+    if not path.exists():
+        return None
+    cur = con.execute("SELECT * FROM read_parquet(?) WHERE uid = ?", [str(path), uid])
+    found = cur.fetchall()
+    if not found:
+        return None
+    row = dict(zip([d[0] for d in cur.description], found[0], strict=True))
+    scores = {k: v for k, v in row.items() if k.startswith(("s_", "c_")) and v is not None}
+    if row.get("keep_outlier"):
+        return {"stage": "outlier", "decision": "kept", **scores}
+    return {"stage": "outlier", "decision": "removed", "reason": row.get("reason"), **scores}

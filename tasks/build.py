@@ -13,6 +13,7 @@ from rs5m.config import BuildConfig
 from rs5m.incremental import seed_version
 from rs5m.ingest import ingest_file
 from rs5m.package import package_pub11
+from rs5m.package_rs3 import package_rs3
 from rs5m.stages import InputFile, keyword_paths, run_keyword_stage
 
 
@@ -97,3 +98,9 @@ def seed_from_base(cfg: BuildConfig, base_version: str) -> dict[str, int]:
 def package_shards(cfg: BuildConfig) -> dict:
     """Write the kept PUB11 pairs as train/val webdataset shards in every configured layout."""
     return package_pub11(cfg.version_dir(), cfg.package, version=cfg.version)
+
+
+@task(name="package-rs3-shards")
+def package_rs3_shards(cfg: BuildConfig) -> dict:
+    """Write the captioned RS3 items as rs3-{train,val} shards beside the PUB11 shards."""
+    return package_rs3(cfg.version_dir(), cfg.package, version=cfg.version)

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import json
+import pickle
+import random
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from rs5m import keywords, keywords_prefilter
 from rs5m.config import KeywordConfig
 from rs5m.fsio import PartitionStats
 from rs5m.keywords import (
+    _HYPHEN,
+    _SPACE,
     DEFAULT_PATTERNS,
     KEYWORDS_FIELD,
     KeywordMatcher,
@@ -20,10 +27,15 @@ from rs5m.keywords import (
 )
 from rs5m.schema import SAMPLE_SCHEMA
 
+needs_prefilter = pytest.mark.skipif(not keywords_prefilter.AVAILABLE, reason="ahocorasick_rs not installed")
 
-@pytest.fixture(scope="module")
-def matcher() -> KeywordMatcher:
-    return KeywordMatcher()
+
+@pytest.fixture(scope="module", params=[False, True], ids=["re2", "prefilter"])
+def matcher(request: pytest.FixtureRequest) -> KeywordMatcher:
+    """Every rule test runs on both paths: RE2 alone and prefilter + RE2 on the candidate rows."""
+    if request.param and not keywords_prefilter.AVAILABLE:
+        pytest.skip("ahocorasick_rs not installed")
+    return KeywordMatcher(prefilter=request.param)
 
 
 def hits_of(m: KeywordMatcher, captions: list[str | None]) -> list[list[str]]:
@@ -211,3 +223,150 @@ def test_filter_partition_redoes_a_corrupt_marker(tmp_path: Path) -> None:
         src, tmp_path / "o.parquet", stats_path, cfg=KeywordConfig(), source="cc3m", partition="0"
     )
     assert stats.n_out == 1 and PartitionStats.read(stats_path) == stats
+
+
+# --- the literal prefilter: same results as RE2 alone, on anything -----------------------------------
+
+SPACES = [" ", "  ", "\t", "\n", "\v", "\f", "\r", " \t ", "\u00a0", "\u1680", "\u2000", "\u2007", "\u200a",
+          "\u202f", "\u205f", "\u3000", "\u00a0 \u3000"]  # fmt: skip
+HYPHENS = ["-", "\u2010", "\u2011", "\u2012", "\u2013"]
+NOT_SEPARATORS = ["", "_", "\u200b", "\u2014", "\u2212", "\x00", "\u0085", "\x1c", "\u180e", "--", "- "]
+# Texts where one pattern's match overlaps another's: a non-overlapping search reports only the first.
+OVERLAPPING = ["aerial satellite imag", "google earth observ", "space-borne photo", "Sentinel-2 sentinel 2"]
+BEFORE = ["", " ", "a", "É", "e\u0301", "航", "(", "#", "3", "\x00", "Х", "ſ", "\u00a0", "\n"]
+
+
+def _variant(rng: random.Random, pattern: str) -> str:
+    """A spelling of ``pattern``: random case and separators, sometimes broken (a near miss)."""
+    out = []
+    for ch in pattern:
+        if ch == " ":
+            out.append(rng.choice(SPACES if rng.random() < 0.9 else NOT_SEPARATORS + HYPHENS))
+        elif ch == "-":
+            out.append(rng.choice(HYPHENS if rng.random() < 0.9 else NOT_SEPARATORS + SPACES))
+        elif ch.isascii() and ch.isalpha() and rng.random() < 0.5:
+            out.append(ch.swapcase())
+        elif ch in "sk" and rng.random() < 0.02:
+            out.append({"s": "ſ", "k": "\u212a"}[ch])  # Unicode case folds, not ours
+        else:
+            out.append(ch)
+    text = "".join(out)
+    if rng.random() < 0.1:
+        text = text[: rng.randrange(len(text))]
+    return rng.choice(BEFORE) + text
+
+
+def adversarial_captions(n: int, seed: int = 0) -> list[str | None]:
+    """Captions of pattern spellings, separators, filler, nulls; some rows split a pattern across rows."""
+    rng = random.Random(seed)
+    filler = ["a", "photo", "of", "the", "aerospace", "space", "satellite dish", "Naipaul", "航拍", "é", "🛰️"]
+    rows: list[str | None] = []
+    while len(rows) < n:
+        r = rng.random()
+        if r < 0.03:
+            rows.append(None)
+        elif r < 0.15:  # a pattern split over two rows: only the concatenated buffer holds it
+            text = _variant(rng, rng.choice([*DEFAULT_PATTERNS, *OVERLAPPING]))
+            cut = rng.randrange(len(text) + 1)
+            rows += [rng.choice(filler) + " " + text[:cut], text[cut:] + rng.choice(["", " x"])]
+        else:
+            parts = [_variant(rng, rng.choice(DEFAULT_PATTERNS)) for _ in range(rng.randrange(3))]
+            parts += rng.choices(filler + SPACES + HYPHENS + NOT_SEPARATORS, k=rng.randrange(6))
+            rng.shuffle(parts)
+            rows.append(rng.choice(["", " ", "\u3000"]).join(parts))
+    return rows[:n]
+
+
+def _chunked(arr: pa.Array, rng: random.Random) -> pa.ChunkedArray:
+    cuts = sorted(rng.sample(range(1, len(arr)), 5))
+    return pa.chunked_array(
+        [arr.slice(lo, hi - lo) for lo, hi in zip([0, *cuts], [*cuts, len(arr)], strict=True)]
+    )
+
+
+@needs_prefilter
+@pytest.mark.parametrize("word_start", [True, False])
+def test_prefilter_gives_the_re2_results(word_start: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(keywords, "ALL_RE2_SHARE", 1.0)  # always take the prefilter path ...
+    monkeypatch.setattr(keywords_prefilter, "DENSE_BYTES", 0)  # ... and search every window
+    caps = adversarial_captions(4000, seed=int(word_start))
+    fast = KeywordMatcher(word_start=word_start, prefilter=True)
+    slow = KeywordMatcher(word_start=word_start, prefilter=False)
+    arr = pa.array(caps, pa.string())
+    want = slow.mask(arr)
+    assert 0.2 < pc.mean(want).as_py() < 0.8  # both kinds of row are well represented
+    assert fast.mask(arr).equals(want)
+    assert fast.hits(arr).equals(slow.hits(arr))
+    # every exact match is a candidate, even for plain substring search
+    exact = np.flatnonzero(
+        KeywordMatcher(word_start=False, prefilter=False).mask(arr).to_numpy(zero_copy_only=False)
+    )
+    assert np.isin(exact, fast._prefilter.candidates(arr)).all()  # type: ignore[union-attr]
+    rng = random.Random(1)
+    for variant in [
+        arr.cast(pa.large_string()),
+        arr.slice(7, 3000),
+        arr.cast(pa.large_string()).slice(1000),
+        _chunked(arr, rng),
+        pa.chunked_array([arr.slice(0, 0), arr.slice(0, 5), arr.slice(5, 0), arr.slice(5)]),
+    ]:
+        assert fast.mask(variant).equals(slow.mask(variant))
+    monkeypatch.setattr(keywords_prefilter, "WINDOW_BYTES", 64)  # many windows, rows longer than one
+    assert fast.mask(arr).equals(want)
+    assert fast.mask(arr.slice(3, 500)).equals(slow.mask(arr.slice(3, 500)))
+
+
+@needs_prefilter
+@pytest.mark.parametrize("all_re2_share", [0.25, 1.0])
+def test_prefilter_edge_arrays(all_re2_share: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(keywords, "ALL_RE2_SHARE", all_re2_share)
+    fast, slow = KeywordMatcher(prefilter=True), KeywordMatcher(prefilter=False)
+    for arr in [
+        pa.array([], pa.string()),
+        pa.array([None, None], pa.string()),
+        pa.array(["", ""], pa.large_string()),
+        pa.array(["aerial", " view", "USG", "S"]),  # hits only in the concatenated buffer
+        pa.array(["x"] * 99 + ["aerial\u00a0view"]),
+        pa.array(["aerial view"] * 10),  # mostly candidates: one RE2 pass
+        pa.array(["Sentinel\u20132", "sentinel\u2014 2", "space\u2011borne view"]),
+        # the search reports "google earth" across the two rows; the hit in row 2 starts inside it
+        pa.array(["x", "google", " earth observation", "y"]),
+        pa.array(["aerial", " satellite imagery", "y"]),
+    ]:
+        assert fast.mask(arr).equals(slow.mask(arr)), arr
+        assert fast.hits(arr).equals(slow.hits(arr)), arr
+    # a reported match over three rows hides a hit in the middle one
+    rows = pa.array(["ab", " cd ", "ef", "x"])
+    assert KeywordMatcher(["ab cd ef", "cd"], prefilter=True).mask(rows).to_pylist() == [0, 1, 0, 0]
+
+
+def test_separator_markers_cover_the_separator_classes() -> None:
+    """The prefilter's proof needs every separator character but " " and "-" among its markers."""
+    cps = [c for c in range(0x110000) if not 0xD800 <= c < 0xE000]
+    chars = pa.array([chr(c) for c in cps], pa.string())
+    for cls, canonical in [(_SPACE, " "), (_HYPHEN, "-")]:
+        accepted = pc.filter(chars, pc.match_substring_regex(chars, f"^(?:{cls})$")).to_pylist()
+        assert canonical in accepted and len(accepted) > 4
+        missing = set(accepted) - set(keywords_prefilter.SEPARATOR_MARKERS) - {canonical}
+        assert not missing, sorted(map(hex, map(ord, missing)))
+    assert "  " in keywords_prefilter.SEPARATOR_MARKERS  # a run of plain spaces
+
+
+@needs_prefilter
+def test_prefilter_pickles_and_config_patterns() -> None:
+    m = KeywordMatcher.from_config(KeywordConfig(extra_patterns=["café  crème", "x-ray"]))
+    again = pickle.loads(pickle.dumps(m))
+    assert again._prefilter is not None and repr(again) == repr(m)
+    caps = pa.array(["CAFÉ crème", "café\u00a0crème", "Café crème", "X\u2010Ray", "xray", "Maxar"])
+    assert again.hits(caps).to_pylist() == [[], ["café crème"], ["café crème"], ["x-ray"], [], ["Maxar"]]
+    assert again.mask(caps).equals(KeywordMatcher(m.patterns, prefilter=False).mask(caps))
+
+
+def test_re2_fallback_without_ahocorasick(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(keywords_prefilter, "ahocorasick_rs", None)
+    monkeypatch.setattr(keywords_prefilter, "AVAILABLE", False)
+    m = KeywordMatcher()
+    assert m._prefilter is None and "prefilter=False" in repr(m)
+    assert m.mask(pa.array(["aerial view", "x", None])).to_pylist() == [True, False, False]
+    with pytest.raises(ImportError):
+        KeywordMatcher(prefilter=True)

@@ -1,0 +1,125 @@
+"""Prefect tasks of the outlier stage: scoring per download partition (GPU workers), decision, grid, detector.
+
+GPU placement: ``submit_scoring`` submits ``score_images`` inside ``dask.annotate(resources={"GPU": 1})``
+when GPU scheduling applies (``ScoringConfig.dask_gpu``: "auto" = when a worker of the flow's
+DaskTaskRunner advertises ``GPU``; "always"; "never"). prefect-dask's client passes Dask's global
+annotations to the scheduler, so only workers started with ``--resources GPU=1`` run those tasks,
+one at a time per GPU. With no GPU worker ("auto"), the tasks run on any worker, on its CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import dask
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.context import FlowRunContext
+from prefect.futures import PrefectFuture
+from prefect_dask import DaskTaskRunner
+
+from rs5m import outlier, scoring
+from rs5m.detector import DetectorConfig, train_detector
+from rs5m.outlier import OutlierConfig
+from rs5m.scoring import ScoringConfig
+
+GPU_RESOURCES = {"GPU": 1}
+
+
+def _key(text: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:100]
+
+
+def flow_dask_client() -> Any | None:
+    """The Dask client of the running flow's DaskTaskRunner, or None (another runner, or no flow)."""
+    ctx = FlowRunContext.get()
+    runner = ctx.task_runner if ctx is not None else None
+    return runner.client if isinstance(runner, DaskTaskRunner) else None
+
+
+def cluster_has_gpus(client: Any) -> bool:
+    """Whether any worker connected to ``client``'s scheduler advertises a ``GPU`` resource."""
+    workers = client.scheduler_info(n_workers=-1).get("workers", {}).values()
+    return any(float((w.get("resources") or {}).get("GPU", 0)) >= 1 for w in workers)
+
+
+def gpu_resources(cfg: ScoringConfig, client: Any | None = None) -> dict[str, float] | None:
+    """The Dask resources scoring tasks should ask for, or None for "any worker"."""
+    if cfg.dask_gpu == "never":
+        return None
+    if cfg.dask_gpu == "always":
+        return dict(GPU_RESOURCES)
+    client = client if client is not None else flow_dask_client()
+    return dict(GPU_RESOURCES) if client is not None and cluster_has_gpus(client) else None
+
+
+@task(name="score-images", retries=1, retry_delay_seconds=5, task_run_name="score-{source}-{part}")
+def score_images(
+    version_dir: str, source: str, part: str, cfg: ScoringConfig, detector: str | None = None
+) -> dict:
+    """Score one download partition (model cached per worker process); returns its stats."""
+    return asdict(scoring.score_partition(Path(version_dir), source, part, cfg, detector))
+
+
+def submit_scoring(
+    version_dir: str, parts: list[tuple[str, str]], cfg: ScoringConfig, detector: str | None = None
+) -> list[PrefectFuture]:
+    """Submit ``score_images`` for every (source, part), on GPU workers when they apply (call from a flow)."""
+    resources = gpu_resources(cfg)
+    ctx = dask.annotate(resources=resources) if resources else contextlib.nullcontext()
+    with ctx:
+        return [score_images.submit(version_dir, source, part, cfg, detector) for source, part in parts]
+
+
+@task(name="decide-outliers")
+def decide_outliers(version_dir: str, sources: list[str], cfg: OutlierConfig) -> list[dict]:
+    """The pooled-quantile keep decision over every score file; returns per-source stats."""
+    return [asdict(s) for s in outlier.decide_outliers(Path(version_dir), sources, cfg)]
+
+
+def _grid_markdown(rows: list[dict[str, Any]]) -> str:
+    cols = list(rows[0])
+    head = ["s_vlm top % \\ c_rs top %", *(c.removeprefix("rs_top_") for c in cols[1:])]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(f"{r[c]:,}" if c != cols[0] else r[c] for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+@task(name="publish-outlier-grid")
+def publish_outlier_grid(
+    version_dir: str, sources: list[str], cfg: OutlierConfig, version: str
+) -> list[dict]:
+    """Publish the keep-count grid (RS5M Fig. 13 layout) as table and Markdown artifacts; return its rows."""
+    rows = outlier.keep_grid(Path(version_dir), sources, cfg)
+    desc = (
+        f"Outlier keep grid of version {version}: rows keep the top s_vlm %, columns the top c_rs %, "
+        f"cells count kept images pooled over all sources (chosen: {cfg.keep_top_vlm:g}, {cfg.keep_top_rs:g})"
+    )
+    create_table_artifact(key=_key(f"outlier-grid-{version}"), table=rows, description=desc)
+    create_markdown_artifact(
+        key=_key(f"outlier-grid-{version}-md"), markdown=_grid_markdown(rows), description=desc
+    )
+    return rows
+
+
+@task(name="train-detector")
+def train_rs_detector(pos_dir: str, neg_dir: str, out_dir: str, cfg: DetectorConfig) -> dict[str, Any]:
+    """Train the RS detector; returns its metrics (val/test accuracy, checkpoint path)."""
+    return train_detector(pos_dir, neg_dir, out_dir, cfg)
+
+
+@task(name="publish-detector-metrics")
+def publish_detector_metrics(metrics: dict[str, Any], name: str) -> None:
+    """Publish the detector's accuracies and split sizes as a table artifact."""
+    rows = [
+        {"split": split, "images": metrics["n"][split], "rs": metrics["n_rs"][split],
+         "accuracy": metrics.get(f"{split}_accuracy")}
+        for split in ("train", "val", "test")
+    ]  # fmt: skip
+    model = f"{metrics['backbone']} {metrics['model_name']}"
+    desc = f"RS detector {name}: {model}, checkpoint {metrics['checkpoint']}"
+    create_table_artifact(key=_key(f"rs-detector-{name}"), table=rows, description=desc)

@@ -1,0 +1,116 @@
+"""Prefect tasks of the outlier stage on Dask: GPU-resource routing, CPU fallback, decision, grid artifact."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rs5m.outlier import OutlierConfig, stats_path
+from rs5m.scoring import ScoringConfig
+from tasks.scoring import gpu_resources
+from tests.outlier.world import TinyVersion
+
+TINY = ScoringConfig(model_name="rs5m-tiny", pretrained=None, batch_size=8, num_workers=2, device="auto")
+
+
+class _FakeClient:
+    def __init__(self, resources: list[dict[str, float]]) -> None:
+        self.resources = resources
+
+    def scheduler_info(self, n_workers: int = -1) -> dict[str, Any]:
+        return {"workers": {f"w{i}": {"resources": r} for i, r in enumerate(self.resources)}}
+
+
+def test_gpu_resources_follow_the_config_and_the_workers() -> None:
+    gpu, cpu = _FakeClient([{}, {"GPU": 1.0}]), _FakeClient([{}, {}])
+    assert gpu_resources(TINY, gpu) == {"GPU": 1}
+    assert gpu_resources(TINY, cpu) is None  # no GPU worker: run anywhere, on the CPU
+    assert gpu_resources(TINY.model_copy(update={"dask_gpu": "never"}), gpu) is None
+    assert gpu_resources(TINY.model_copy(update={"dask_gpu": "always"}), cpu) == {"GPU": 1}
+    assert gpu_resources(TINY) is None  # outside a flow on Dask
+
+
+@pytest.fixture
+def two_workers() -> Iterator[Any]:
+    """An in-process Dask cluster: worker "cpu" without resources, worker "gpu" with GPU=1."""
+    from distributed import Scheduler, SpecCluster, Worker
+
+    workers = {
+        "cpu": {"cls": Worker, "options": {"nthreads": 1}},
+        "gpu": {"cls": Worker, "options": {"nthreads": 1, "resources": {"GPU": 1}}},
+    }
+    scheduler = {"cls": Scheduler, "options": {"dashboard_address": ":0"}}
+    with SpecCluster(workers=workers, scheduler=scheduler) as cluster:
+        yield cluster
+
+
+@pytest.mark.e2e
+def test_flow_scores_on_the_gpu_worker_then_decides(
+    prefect_harness: None, two_workers: Any, tiny_version: TinyVersion
+) -> None:
+    from prefect import flow
+    from prefect.client.orchestration import get_client
+    from prefect_dask import DaskTaskRunner
+
+    from tasks.scoring import decide_outliers, flow_dask_client, publish_outlier_grid, submit_scoring
+
+    vdir, sources = str(tiny_version.root), ["cc3m", "laion2b"]
+
+    @flow(task_runner=DaskTaskRunner(address=two_workers.scheduler_address))
+    def outlier_stage() -> dict[str, Any]:
+        futures = submit_scoring(vdir, [(s, p) for s, p in tiny_version.rows], TINY)
+        scored = [f.result() for f in futures]
+        counts = flow_dask_client().run(
+            lambda dask_worker: (dask_worker.name, dask_worker.state.executed_count)
+        )
+        decided = decide_outliers.submit(vdir, sources, OutlierConfig()).result()
+        grid = publish_outlier_grid.submit(vdir, sources, OutlierConfig(), "tiny-v").result()
+        return {"scored": scored, "executed": dict(counts.values()), "decided": decided, "grid": grid}
+
+    out = outlier_stage()
+    assert out["executed"] == {"cpu": 0, "gpu": 2}  # both scoring tasks ran where GPU=1 is advertised
+    assert {s["stage"] for s in out["scored"]} == {"outlier_score"}
+    assert out["scored"][0]["extra"]["device"] == "cpu"  # no CUDA here: the same code on the CPU
+    assert out["scored"][0]["extra"]["loader_workers"] == 1  # in-process worker threads may fork
+    n_kept = sum(len(tiny_version.expected(s, p)) for s, p in tiny_version.rows)
+    assert sum(d["n_in"] for d in out["decided"]) == n_kept
+    assert out["grid"][0]["rs_top_100"] == n_kept - 2  # the corrupt and the missing image have no score
+    assert all(Path(stats_path(tiny_version.root, s)).is_file() for s in sources)
+    with get_client(sync_client=True) as client:
+        keys = {a.key for a in client.read_artifacts()}
+    assert "outlier-grid-tiny-v" in keys and "outlier-grid-tiny-v-md" in keys
+
+
+@pytest.mark.e2e
+def test_flow_train_rs_detector_on_generated_images(prefect_harness: None, tmp_path: Path) -> None:
+    from prefect.client.orchestration import get_client
+
+    from flows.train_detector import DetectorJob, TrainDetectorParams, train_rs_detector_flow
+
+    job = DetectorJob(
+        name="flow-test", pos_dir=str(tmp_path / "pos"), neg_dir=str(tmp_path / "neg"),
+        out_dir=str(tmp_path / "out"), generate_positives=10, generate_negatives=10,
+        detector={"model_name": "rs5m-tiny", "epochs": 1, "num_workers": 0, "precision": "fp32"},
+    )  # fmt: skip
+    metrics = train_rs_detector_flow(TrainDetectorParams(config=None, inline=job))
+    assert metrics["n"] == {"train": 14, "val": 2, "test": 4}
+    assert (tmp_path / "out" / "detector.pt").is_file()
+    with get_client(sync_client=True) as client:
+        assert "rs-detector-flow-test" in {a.key for a in client.read_artifacts()}
+
+
+def test_detector_params_resolve_paths_against_the_yaml(tmp_path: Path) -> None:
+    from flows.train_detector import TrainDetectorParams
+
+    (tmp_path / "job.yaml").write_text(
+        "pos_dir: a\nneg_dir: b\nout_dir: c\ndetector: {model_name: rs5m-tiny}\n"
+    )
+    job = TrainDetectorParams(config=str(tmp_path / "job.yaml"), out_dir="/elsewhere", device="cpu").resolve()
+    assert (job.pos_dir, job.neg_dir, job.out_dir) == (str(tmp_path / "a"), str(tmp_path / "b"), "/elsewhere")
+    assert job.detector.device == "cpu" and job.detector.model_name == "rs5m-tiny"
+    shipped = Path(__file__).resolve().parents[2] / "deployments" / "detector-sample.yaml"
+    sample = TrainDetectorParams(config=str(shipped)).resolve()
+    assert sample.detector.model_name == "rs5m-tiny" and sample.generate_negatives > 0
