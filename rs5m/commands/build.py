@@ -6,8 +6,10 @@ import argparse
 import importlib
 from pathlib import Path
 
+from rs5m import lineage
 from rs5m.commands._common import format_table, prefect_env
 from rs5m.config import load_build_config
+from rs5m.rs3.report import rs3_funnel_rows
 from rs5m.stages import plan_inputs
 
 
@@ -48,4 +50,9 @@ def run(args: argparse.Namespace) -> int:
         rows = flows.build_rs5m(params)
     print(f"\nversion {cfg.version} built under {cfg.version_dir()}\n")
     print(format_table(rows))
+    with lineage.connect(Path(cfg.root) / "lineage.duckdb", read_only=True) as con:
+        rs3 = rs3_funnel_rows(con, cfg.version)
+    if rs3:
+        print(f"\nRS3, version {cfg.version}")
+        print(format_table(rs3))
     return 0
