@@ -31,6 +31,9 @@ demo: install
 	$(BIN)/rs5m versions list --root $(DATA)
 	$(BIN)/rs5m loader-check --root $(DATA) --version sample --verify
 	$(BIN)/rs5m evaluate --demo $(DATA)/eval-demo $(if $(REAL_DATA),--real-data $(REAL_DATA))
+	$(BIN)/rs5m train --config deployments/train-sample.yaml
+	$(BIN)/rs5m evaluate --config deployments/evaluate-sample.yaml \
+		--checkpoint $(DATA)/train-runs/sample/final/model.pt --label "rs5m-tiny, 20 steps on the sample shards"
 
 test: install browser
 	$(BIN)/ruff check .

@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["sample", "build", "funnel", "why", "versions", "loader-check", "rate", "evaluate"]
+COMMANDS = ["sample", "build", "funnel", "why", "versions", "loader-check", "rate", "evaluate", "train"]
 
 
 class CliError(Exception):

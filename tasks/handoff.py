@@ -8,6 +8,8 @@ as the downstream run is scheduled; its work pool (``gpu``) picks it up.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import get_run_logger, task
 from prefect.deployments import run_deployment
 
@@ -16,7 +18,9 @@ from rs5m.config import BuildConfig
 
 @task(name="start-deployment", task_run_name="handoff-{name}")
 def start_deployment(name: str, cfg: BuildConfig) -> str:
-    """Schedule deployment ``name`` with ``version`` (and the data root) as parameters; return its run id."""
-    run = run_deployment(name, parameters={"params": {"version": cfg.version, "root": cfg.root}}, timeout=0)
+    """Schedule deployment ``name`` (a ``train-georsclip`` deployment, whose flow also evaluates the trained
+    model) on this version's shards: parameters ``dataset_version`` and ``data_root``; return its run id."""
+    params = {"params": {"dataset_version": cfg.version, "data_root": str(Path(cfg.root).resolve())}}
+    run = run_deployment(name, parameters=params, timeout=0)
     get_run_logger().info("started %s for version %s: flow run %s", name, cfg.version, run.id)
     return str(run.id)

@@ -2,8 +2,8 @@
 
 - ``TrainConfig`` / ``load_train_config`` / ``PRESETS`` (``rs5m.training.config``): the run's settings.
 - ``train`` (``rs5m.training.loop``): train or resume in this process (one rank under torchrun).
-- ``launch`` (``rs5m.training.launch``): run a config in-process, under torchrun on several GPUs, or
-  through ``open_clip_train`` (``engine: open_clip_train``); always ends with the exported model.
+- ``rs5m.training.launch.launch``: run a config in-process, under torchrun on several GPUs, or through
+  ``open_clip_train`` (``engine: open_clip_train``); always ends with the exported model.
 
 Heavy modules (torch, open_clip, peft) load on first use of the names below.
 """
@@ -15,12 +15,11 @@ from typing import Any
 
 from rs5m.training.config import PRESETS, TrainConfig, load_train_config
 
-__all__ = ["PRESETS", "TrainConfig", "TrainResult", "launch", "load_train_config", "train"]
+__all__ = ["PRESETS", "TrainConfig", "TrainResult", "load_train_config", "train"]
 
 _LAZY = {
     "train": "rs5m.training.loop",
     "TrainResult": "rs5m.training.loop",
-    "launch": "rs5m.training.launch",
 }
 
 
