@@ -11,7 +11,9 @@
     build.yaml   a BuildConfig reading all of it            expected.json   the planted answers
 
 Every http URL in the metadata points at ``http://127.0.0.1:<port>/<source>/<n>.<ext>`` (see
-``serve_images``) and resolves, except the planted missing images (404). Keyword-hit rows get
+``serve_images``) and resolves, except the planted missing images (404), timeouts (the server sleeps past
+the download timeout) and private redirects (302 to a private address), which ``images/_routes.json``
+tells the server about. Keyword-hit rows get
 aerial-looking images (real WHU-RS19 crops when ``real_data`` is given), other rows ordinary ones.
 
 Contract: ``expected.json`` is computed from the generator's plan, not by running any filter. Per source:
@@ -47,7 +49,7 @@ from rs5m.sample.plan import (
     expected_counts,
     plan_source,
 )
-from rs5m.sample.server import ServedAddress, serve_images
+from rs5m.sample.server import ROUTES_FILE, ServedAddress, serve_images
 from rs5m.sample.textwriters import write_cc3m, write_cc12m, write_wit, write_yfcc
 from rs5m.sample.writers import write_coyo, write_laion, write_laioncoco
 from rs5m.schema import SOURCE_ORDER
@@ -67,14 +69,20 @@ PLANTED_NOTES = {
     "rejected_rows_with_keywords": "rows rejected at ingest although their text carries a keyword",
     "duplicate_records": "kept exact copies of an earlier row of the same file (same uid and URL)",
     "duplicate_record_hits": "the duplicate_records that are keyword hits (counted in keyword_hits)",
-    "hits_downloadable": "kept hits whose URL the sample server answers with 200",
+    "hits_downloadable": "kept hits whose URL the sample server answers with 200 in time (no 404, timeout "
+    "or refused redirect)",
     "hits_valid_images": "hits_downloadable minus those served broken bytes",
     "missing_images": "hit URLs the server answers with 404",
-    "invalid_images": "hit URL -> planted fault: zero (empty file), truncated (JPEG cut), html (error page)",
+    "invalid_images": "hit URL -> planted fault: zero (empty file), truncated (JPEG cut), html (error page), "
+    "bomb (a small PNG declaring 30000x30000 pixels: downloaded, then removed as too_many_pixels)",
+    "timeouts": "hit URLs the server answers only after a long sleep: download_timeout, not downloaded",
+    "private_redirects": "hit URL -> the private address it redirects to: the download guard refuses the "
+    "hop (redirect_refused) without connecting, not downloaded",
     "url_duplicates": "laion2b hit URLs this source repeats (the dedup priority rule decides the keeper)",
     "near_duplicates": "[this URL, original URL]: the same picture resized and re-encoded",
     "funnel": "expected PUB11 columns after ingest: after_keyword (unique hits; exact duplicate records "
-    "leave at the keyword stage), downloaded, invalid, duplicate (every planted URL/near copy loses)",
+    "leave at the keyword stage), downloaded (minus 404s, timeouts, refused redirects), invalid (broken "
+    "bytes and the bomb), duplicate (every planted URL/near copy loses)",
 }
 WRITERS: dict[str, Callable[..., tuple[list[str], dict[str, Any]]]] = {
     "laion2b": write_laion,
@@ -107,6 +115,8 @@ def load_real_data(folder: Path) -> tuple[list[Path], list[str]]:
     return images, clean_sentences(lines)
 
 
+# Short download limits: the planted timeouts cost ~2 s per partition instead of the default 10 s.
+SAMPLE_DOWNLOAD = {"timeout": 2.0, "total_timeout": 4.0, "retries": 0}
 TINY_SCORING = {"model_name": "rs5m-tiny", "pretrained": None, "batch_size": 32, "num_workers": 0}
 
 
@@ -121,6 +131,7 @@ def build_config(
     return {
         "version": "sample",
         "sources": entries,
+        "download": dict(SAMPLE_DOWNLOAD),
         # a tiny random-init CLIP: the outlier scores show the code path, they mean nothing
         "scoring": dict(TINY_SCORING),
         "sample_server": {"root": prefix + "images", "port": port},
@@ -163,6 +174,8 @@ def write_world(
     if images:
         specs = [spec for src in planned.values() for spec in src.images]
         write_images(specs, out / "images", seed, real_files)
+        routes = {path: route for src in planned.values() for path, route in sorted(src.routes.items())}
+        (out / "images" / ROUTES_FILE).write_text(json.dumps(routes, indent=2) + "\n", encoding="utf-8")
     expected: dict[str, Any] = {
         "seed": seed,
         "base_url": base_url,

@@ -3,7 +3,8 @@
 Contract:
 - ``render(spec, ...)`` returns the exact bytes the local server will serve for one ``ImageSpec``:
   an encoded JPEG/PNG of ``spec.width`` x ``spec.height`` pixels, or planted broken bytes
-  (``fault`` = "zero": empty file, "truncated": first third of a JPEG, "html": an error page).
+  (``fault`` = "zero": empty file, "truncated": first third of a JPEG, "html": an error page, "bomb": a
+  ~110 KB 1-bit PNG whose header declares ``BOMB_SIDE`` x ``BOMB_SIDE`` pixels, a decompression bomb).
 - "aerial" images look like a scene seen from above (field parcels, roads, roofs, a river); "ordinary"
   ones are gradients with shapes, a face-like portrait or a product on white.
 - Same ``seed`` and spec -> same bytes (no clock, no global RNG; PIL encoders are deterministic).
@@ -11,6 +12,7 @@ Contract:
 
 from __future__ import annotations
 
+import functools
 import io
 import zlib
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+BOMB_SIDE = 30_000  # 900 M pixels: over PIL's and the validity stage's 89.5 M limit (and twice it)
 FIELD_COLOURS = [(88, 120, 60), (120, 140, 70), (150, 130, 90), (170, 160, 110), (70, 95, 55), (140, 110, 80)]
 ROOF_COLOURS = [(160, 70, 60), (120, 120, 125), (200, 200, 195), (90, 80, 75)]
 
@@ -31,7 +34,7 @@ class ImageSpec:
     width: int
     height: int
     look: str = "ordinary"  # "aerial" | "ordinary"
-    fault: str | None = None  # None | "zero" | "truncated" | "html"
+    fault: str | None = None  # None | "zero" | "truncated" | "html" | "bomb"
     near_dup_of: str | None = None  # path of an image this one re-encodes (resized, lower quality)
 
 
@@ -153,8 +156,29 @@ def encode(img: Image.Image, ext: str, quality: int = 85) -> bytes:
     return buf.getvalue()
 
 
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+
+@functools.cache
+def bomb_png(side: int = BOMB_SIDE) -> bytes:
+    """A valid 1-bit greyscale PNG of ``side`` x ``side`` black pixels: small on the wire, huge decoded."""
+    row = b"\0" * (1 + (side + 7) // 8)  # filter byte + packed bits
+    z = zlib.compressobj(9)
+    data = b"".join(z.compress(row) for _ in range(side)) + z.flush()
+    header = side.to_bytes(4, "big") * 2 + bytes([1, 0, 0, 0, 0])  # depth 1, greyscale, no interlace
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", data)
+        + _png_chunk(b"IEND", b"")
+    )
+
+
 def faulty_bytes(fault: str, good: bytes) -> bytes:
     """Broken content for a planted invalid image."""
+    if fault == "bomb":
+        return bomb_png()
     if fault == "zero":
         return b""
     if fault == "truncated":

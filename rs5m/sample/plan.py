@@ -9,6 +9,11 @@ Contract:
   caption, hence the same uid). Ingest keeps them (``rs5m.schema.Reason`` has no duplicate reason);
   the URL dedup stage removes them. They count in ``kept`` and, when the original is a hit, in the hits.
 - Kept rows carry the planted ``patterns`` their caption must match exactly (empty = no hit).
+- Fetch faults: ``timeouts`` hits are served by a ``sleep`` route of ``SLOW_SLEEP_S`` seconds (longer than
+  the download ``timeout``/``total_timeout``, even the defaults), ``private_redirects`` hits by a ``redirect``
+  route to a private address (``PRIVATE_TARGETS``); neither has an image file, neither is downloaded.
+  ``invalid_images`` may include "bomb": a small PNG whose header declares ``BOMB_SIDE`` squared pixels
+  (``rs5m.sample.images``), downloaded fine and removed at validity (``too_many_pixels``).
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ class SourcePlan:
     near_dups: int = 0  # hits whose image is a re-encoded laion2b hit image
     near_dups_within: int = 0  # hits whose image re-encodes another hit of the same source
     duplicates: int = 0  # exact copies of earlier kept rows (see module contract)
+    timeouts: int = 0  # hits whose URL the server answers only after the download timeout
+    private_redirects: int = 0  # hits whose URL answers 302 to a private address (guard refuses the hop)
 
 
 _JSON_BAD = {"missing_url": 1, "bad_url": 1, "missing_caption": 1}
@@ -58,10 +65,10 @@ _LINE_BAD = {"malformed_row": 1, "bad_encoding": 1, **_JSON_BAD}  # line formats
 DEFAULT_PLANS: dict[str, SourcePlan] = {
     "laion2b": SourcePlan(300, 40, {**_JSON_BAD, "bad_url": 2, "missing_caption": 2}, duplicates=2,
                           false_positives=2, ordinary_hits=3, near_misses=6, missing_images=3,
-                          invalid_images=("zero", "truncated")),
+                          invalid_images=("zero", "truncated", "bomb"), timeouts=1),
     "coyo700m": SourcePlan(200, 24, {**_JSON_BAD, "bad_url": 2}, duplicates=1, false_positives=1,
                            ordinary_hits=2, near_misses=4, missing_images=2, invalid_images=("html",),
-                           near_dups=3),
+                           near_dups=3, timeouts=1, private_redirects=1),
     "laioncoco": SourcePlan(200, 36, {"bad_url": 1, "missing_caption": 2}, duplicates=1, near_misses=4,
                             alt_only=3, missing_images=2, invalid_images=("truncated",), url_dups=4),
     "laion400m": SourcePlan(150, 16, dict(_JSON_BAD), duplicates=1, false_positives=1, ordinary_hits=1,
@@ -75,6 +82,9 @@ DEFAULT_PLANS: dict[str, SourcePlan] = {
     "vg": SourcePlan(40, 2, {"missing_caption": 1}, near_misses=1, missing_images=0),
 }
 # fmt: on
+
+SLOW_SLEEP_S = 15.0  # > the default download timeout (10 s) too, so a demo without overrides still times out
+PRIVATE_TARGETS = ("http://169.254.169.254/latest/meta-data/iam/photo.jpg", "http://10.0.0.1/photos/x.jpg")
 
 BAD_URLS = (
     "ftp://files.example.org/pub/photos/{n}.jpg",
@@ -110,6 +120,7 @@ class SourceRows:
     rows: list[Row]
     images: list[ImageSpec] = field(default_factory=list)
     planted: dict[str, object] = field(default_factory=dict)
+    routes: dict[str, dict[str, object]] = field(default_factory=dict)  # URL path -> server route
 
 
 def allocate_patterns(rng: random.Random, n: int) -> list[tuple[str, ...]]:
@@ -180,7 +191,7 @@ def plan_source(
 def _validate(name: str, plan: SourcePlan) -> None:
     unknown = set(plan.rejects) - set(INGEST_REASONS)
     faults = plan.ordinary_hits + plan.missing_images + len(plan.invalid_images) + plan.url_dups
-    faults += plan.near_dups + 2 * plan.near_dups_within
+    faults += plan.near_dups + 2 * plan.near_dups_within + plan.timeouts + plan.private_redirects
     kept = plan.amount - sum(plan.rejects.values())
     if unknown or min(plan.rejects.values(), default=0) < 0 or plan.duplicates < 0:
         raise ValueError(f"{name}: unknown or negative reject counts {plan.rejects}")
@@ -234,6 +245,18 @@ def _assign_urls(
         r = pool.pop()
         r.image = replace(r.image, fault=fault)  # type: ignore[arg-type]
         planted["invalid_images"][r.url] = fault  # type: ignore[index]
+    routes: dict[str, dict[str, object]] = {}
+    planted["timeouts"] = []
+    for r in [pool.pop() for _ in range(plan.timeouts)]:
+        routes["/" + r.image.path] = {"sleep": SLOW_SLEEP_S}  # type: ignore[union-attr]
+        r.image = None
+        planted["timeouts"].append(r.url)  # type: ignore[attr-defined]
+    planted["private_redirects"] = {}
+    for k, r in enumerate([pool.pop() for _ in range(plan.private_redirects)]):
+        target = PRIVATE_TARGETS[k % len(PRIVATE_TARGETS)]
+        routes["/" + r.image.path] = {"redirect": target}  # type: ignore[union-attr]
+        r.image = None
+        planted["private_redirects"][r.url] = target  # type: ignore[index]
     planted["url_duplicates"] = []
     for url, spec in donors[: plan.url_dups]:
         r = pool.pop()
@@ -251,7 +274,7 @@ def _assign_urls(
     for r in rows:
         if r.copy_of is not None:
             r.url, r.width, r.height = r.copy_of.url, r.copy_of.width, r.copy_of.height
-    src = SourceRows(name, rows, [r.image for r in rows if r.image is not None], planted)
+    src = SourceRows(name, rows, [r.image for r in rows if r.image is not None], planted, routes)
     src.planted["donors"] = [(r.url, r.image) for r in pool if r.image is not None and r.image.fault is None]
     return src
 
@@ -264,6 +287,7 @@ def expected_counts(src: SourceRows) -> dict[str, object]:
     per_kw = Counter(p for r in hits for p in set(r.patterns))
     p = src.planted
     missing, invalid = set(p["missing_images"]), set(p["invalid_images"])  # type: ignore[call-overload]
+    missing |= set(p["timeouts"]) | set(p["private_redirects"])  # type: ignore[call-overload]
     served = [(r.copy_of or r).image for r in hits]
     unique = [r for r in hits if r.copy_of is None]  # exact copies leave at the keyword stage
     downloaded = [r for r in unique if r.url not in missing]
@@ -292,10 +316,12 @@ def expected_counts(src: SourceRows) -> dict[str, object]:
             "rejected_rows_with_keywords": sum(1 for r in src.rows if r.reject and r.patterns),
             "duplicate_records": sum(r.copy_of is not None for r in kept),
             "duplicate_record_hits": sum(r.copy_of is not None for r in hits),
-            "hits_downloadable": sum(r.url not in missing for r in hits),
+            "hits_downloadable": sum(r.url not in missing for r in hits),  # not 404, timeout, redirect
             "hits_valid_images": sum(r.url not in missing and r.url not in invalid for r in hits),
             "missing_images": p["missing_images"],
             "invalid_images": p["invalid_images"],
+            "timeouts": p["timeouts"],
+            "private_redirects": p["private_redirects"],
             "url_duplicates": p["url_duplicates"],
             "near_duplicates": p["near_duplicates"],
         },

@@ -9,11 +9,19 @@ Contract:
 - Directories, paths outside ``root`` and missing files answer 404; there are no directory listings.
 - ``faults`` maps a URL path to HTTP status codes answered on its first requests, in order (e.g.
   ``{"/laion2b/00001.jpg": [503, 503]}`` fails twice, then serves the file): for retry tests.
+- ``routes`` maps a URL path to a planted behaviour, on every request (after any pending fault):
+  ``{"sleep": s}`` waits ``min(s, MAX_SLEEP_S)`` seconds, then answers as for a plain path (the file or
+  404) - a client with a shorter timeout sees a timeout; ``{"redirect": url}`` answers 302 to ``url``
+  (the sample world points these at private addresses the download guard must refuse). Routes are read
+  from ``root/ROUTES_FILE`` when it exists (``write_world`` writes it), then updated by the argument;
+  ``ROUTES_FILE`` itself is never served. Sleeps end early when the server stops, so the block exits
+  promptly even with a client mid-sleep.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import socket
 import threading
 from collections import Counter
@@ -25,6 +33,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+ROUTES_FILE = "_routes.json"
+MAX_SLEEP_S = 60.0
 
 
 class ServedAddress(tuple):  # noqa: SLOT001 - a (host, port) pair that also carries the request log
@@ -63,25 +74,48 @@ class _Handler(SimpleHTTPRequestHandler):
     """Static files only; counts every request; plays planted fault statuses first."""
 
     def __init__(
-        self, *args: Any, log: Counter[str], lock: threading.Lock, faults: dict[str, list[int]], **kwargs: Any
+        self,
+        *args: Any,
+        log: Counter[str],
+        lock: threading.Lock,
+        faults: dict[str, list[int]],
+        routes: dict[str, dict[str, Any]],
+        stop: threading.Event,
+        **kwargs: Any,
     ) -> None:
         self._log, self._lock, self._faults = log, lock, faults
+        self._routes, self._stop = routes, stop
         super().__init__(*args, **kwargs)
 
-    def _count(self) -> int | None:
+    def _count(self) -> tuple[str, int | None]:
         path = unquote(urlsplit(self.path).path)
         with self._lock:
             self._log[path] += 1
             pending = self._faults.get(path)
-            return pending.pop(0) if pending else None
+            return path, (pending.pop(0) if pending else None)
 
     def _serve(self, head: bool) -> None:
-        status = self._count()
+        try:
+            self._serve_inner(head)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (e.g. timed out mid-sleep)
+            pass
+
+    def _serve_inner(self, head: bool) -> None:
+        path, status = self._count()
         if status is not None:
             self.send_error(status)
             return
+        route = self._routes.get(path, {})
+        if "redirect" in route:
+            self.send_response(HTTPStatus.FOUND)
+            self.send_header("Location", str(route["redirect"]))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if "sleep" in route:
+            self._stop.wait(min(float(route["sleep"]), MAX_SLEEP_S))
         fs_path = Path(self.translate_path(self.path))
-        if not fs_path.is_file():
+        if not fs_path.is_file() or path.lstrip("/") == ROUTES_FILE:
             self.send_error(HTTPStatus.NOT_FOUND, "File not found")
             return
         f = self.send_head()
@@ -104,7 +138,11 @@ class _Handler(SimpleHTTPRequestHandler):
 
 @contextmanager
 def serve_images(
-    root: str | Path, host: str = "127.0.0.1", port: int = 0, faults: dict[str, list[int]] | None = None
+    root: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    faults: dict[str, list[int]] | None = None,
+    routes: dict[str, dict[str, Any]] | None = None,
 ) -> Iterator[ServedAddress]:
     """Serve ``root`` on ``host:port`` (0 = any free port) while the block runs (see module contract)."""
     if not is_loopback(host):
@@ -113,12 +151,19 @@ def serve_images(
     if not root.is_dir():
         raise FileNotFoundError(f"image root {root} is not a folder")
     log: Counter[str] = Counter()
+    stop = threading.Event()
+    table: dict[str, dict[str, Any]] = {}
+    if (root / ROUTES_FILE).is_file():
+        table.update(json.loads((root / ROUTES_FILE).read_text(encoding="utf-8")))
+    table.update(routes or {})
     handler = partial(
         _Handler,
         directory=str(root),
         log=log,
         lock=threading.Lock(),
         faults={k: list(v) for k, v in (faults or {}).items()},
+        routes=table,
+        stop=stop,
     )
     server = (_Server6 if ":" in host else _Server)((host, port), handler)
     thread = threading.Thread(target=server.serve_forever, name=f"rs5m-sample-images:{port}", daemon=True)
@@ -127,6 +172,7 @@ def serve_images(
         bound_port = server.server_address[1]
         yield ServedAddress(host, bound_port, log)
     finally:
+        stop.set()
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)

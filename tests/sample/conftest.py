@@ -14,8 +14,9 @@ from rs5m.sample.plan import SourcePlan
 
 SMALL_PLANS = {
     "laion2b": SourcePlan(80, 24, {"missing_url": 1, "bad_url": 1}, duplicates=1, false_positives=1,
-                          ordinary_hits=1, missing_images=2, invalid_images=("zero", "truncated")),
-    "coyo700m": SourcePlan(30, 6, {"bad_url": 1}, near_dups=2, invalid_images=("html",)),
+                          ordinary_hits=1, missing_images=2, invalid_images=("zero", "truncated", "bomb"),
+                          timeouts=1),
+    "coyo700m": SourcePlan(30, 7, {"bad_url": 1}, near_dups=2, invalid_images=("html",), private_redirects=1),
     "laioncoco": SourcePlan(30, 6, {"missing_caption": 1}, url_dups=3),
     "wit": SourcePlan(30, 5, {"non_english": 5, "bad_encoding": 1}, near_dups_within=1),
 }  # fmt: skip
@@ -43,7 +44,7 @@ def small_plans() -> dict[str, SourcePlan]:
 
 @pytest.fixture(scope="session")
 def image_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small world with its images (four sources, every kind of planted image fault)."""
+    """A small world with its images (four sources, every kind of planted image and fetch fault)."""
     out = tmp_path_factory.mktemp("sample-images")
     write_world(out, plans=SMALL_PLANS)
     return out

@@ -1,15 +1,21 @@
-"""The loopback image server: serves files, 404s the rest, counts requests, plays planted faults."""
+"""The loopback image server: serves files, 404s the rest, counts requests, plays planted faults, routes."""
 
 from __future__ import annotations
 
+import json
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
+from rs5m.download import DownloadConfig
+from rs5m.fetch import FetchError, GuardedFetcher
+from rs5m.images import ValidityConfig, check_image
 from rs5m.sample import serve_images
-from rs5m.sample.server import is_loopback
+from rs5m.sample.server import ROUTES_FILE, is_loopback
 
 
 @pytest.fixture()
@@ -64,3 +70,50 @@ def test_serves_the_world_images(image_world: Path) -> None:
     with serve_images(image_world / "images") as addr:
         status, body = _get(f"{addr.base_url}/laion2b/{some.name}")
     assert status == 200 and body == some.read_bytes()
+
+
+def test_routes_sleep_redirect_and_prompt_shutdown(root: Path) -> None:
+    (root / ROUTES_FILE).write_text(json.dumps({"/laion2b/00001.jpg": {"sleep": 0.3}}))
+    routes = {"/laion2b/slow.jpg": {"sleep": 30}, "/laion2b/away.jpg": {"redirect": "http://10.0.0.1/x.jpg"}}
+    with serve_images(root, routes=routes) as addr:
+        t0 = time.monotonic()
+        assert _get(f"{addr.base_url}/laion2b/00001.jpg")[0] == 200  # file route read from ROUTES_FILE
+        assert time.monotonic() - t0 >= 0.3
+        with pytest.raises(TimeoutError):
+            urllib.request.urlopen(f"{addr.base_url}/laion2b/slow.jpg", timeout=0.5)
+        no_follow = urllib.request.build_opener(_NoRedirect)
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            no_follow.open(f"{addr.base_url}/laion2b/away.jpg", timeout=5)
+        assert caught.value.code == 302 and caught.value.headers["Location"] == "http://10.0.0.1/x.jpg"
+        assert _get(f"{addr.base_url}/{ROUTES_FILE}")[0] == 404  # the route table is not served
+        t0 = time.monotonic()
+    assert time.monotonic() - t0 < 5  # a handler mid-sleep does not hold the shutdown
+    assert addr.request_log["/laion2b/slow.jpg"] == 1 and addr.request_log["/laion2b/away.jpg"] == 1
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def test_world_fetch_faults_through_the_guard(image_world: Path) -> None:
+    """The planted timeout, private redirect and bomb meet the real fetcher and validity check."""
+    exp = json.loads((image_world / "expected.json").read_text(encoding="utf-8"))
+    laion, coyo = (exp["sources"][s]["planted"] for s in ("laion2b", "coyo700m"))
+    [slow] = laion["timeouts"]
+    [(away, target)] = coyo["private_redirects"].items()
+    [bomb] = [u for u, f in laion["invalid_images"].items() if f == "bomb"]
+    with serve_images(image_world / "images") as addr:
+        host = addr.base_url.removeprefix("http://")
+        fix = exp["base_url"]
+        cfg = DownloadConfig(allow_hosts=[host], timeout=0.5, total_timeout=1.0, retries=0)
+        fetcher = GuardedFetcher(cfg)
+        with pytest.raises(FetchError) as caught:
+            fetcher.fetch(slow.replace(fix, addr.base_url), None, None)
+        assert caught.value.reason == "download_timeout"
+        with pytest.raises(FetchError) as caught:
+            fetcher.fetch(away.replace(fix, addr.base_url), None, None)
+        assert caught.value.reason == "redirect_refused" and urlsplit(target).hostname in str(caught.value)
+        data = fetcher.fetch(bomb.replace(fix, addr.base_url), None, None)
+    assert len(data) < 200_000
+    assert check_image(data, ValidityConfig()).reason == "too_many_pixels"

@@ -19,6 +19,8 @@ from rs5m.commands import sample as sample_cmd
 from rs5m.config import load_build_config
 from rs5m.sample import INGEST_REASONS, write_world
 from rs5m.sample.captions import match_patterns
+from rs5m.sample.plan import SLOW_SLEEP_S
+from rs5m.sample.server import ROUTES_FILE
 from rs5m.sample.textwriters import WIT_HEADER
 from rs5m.sample.vocab import KEYWORD_PATTERNS
 from rs5m.sample.writers import COCO_SCHEMA, COYO_SCHEMA, LAION_SCHEMA
@@ -149,8 +151,12 @@ def test_urls_resolve_to_images(image_world: Path) -> None:
         if not (r["URL"] or "").startswith(base):
             continue
         path = image_world / "images" / r["URL"][len(base) :].split("?")[0]
-        if r["URL"] in planted["missing_images"]:
+        if r["URL"] in planted["missing_images"] or r["URL"] in planted["timeouts"]:
             assert not path.exists()
+        elif planted["invalid_images"].get(r["URL"]) == "bomb":
+            with pytest.raises(Image.DecompressionBombError):
+                Image.open(path)
+            assert path.stat().st_size < 200_000
         elif r["URL"] in planted["invalid_images"]:
             with pytest.raises(OSError):
                 Image.open(path).load()
@@ -158,8 +164,16 @@ def test_urls_resolve_to_images(image_world: Path) -> None:
             with Image.open(path) as img:
                 assert img.size == (r["WIDTH"], r["HEIGHT"]) and 64 <= min(img.size) and max(img.size) <= 320
             checked += 1
-    assert checked >= 80 - 2 - 2 - 1 - 1  # all but the missing, invalid, missing_url and bad_url rows
-    assert exp["totals"]["images"] == sum(1 for p in (image_world / "images").rglob("*") if p.is_file())
+    assert checked >= 80 - 2 - 3 - 1 - 1 - 1  # all but missing, invalid, timeout, missing_url, bad_url rows
+    files = [p for p in (image_world / "images").rglob("*") if p.is_file() and p.name != ROUTES_FILE]
+    assert exp["totals"]["images"] == len(files)
+    routes = json.loads((image_world / "images" / ROUTES_FILE).read_text(encoding="utf-8"))
+    slow = [u[len(base) - 1 :].split("?")[0] for u in planted["timeouts"]]
+    redirects = exp["sources"]["coyo700m"]["planted"]["private_redirects"]
+    assert {p: r["sleep"] for p, r in routes.items() if "sleep" in r} == dict.fromkeys(slow, SLOW_SLEEP_S)
+    assert {p: r["redirect"] for p, r in routes.items() if "redirect" in r} == {
+        u[len(base) - 1 :].split("?")[0]: t for u, t in redirects.items()
+    }
     for source in ("coyo700m", "wit"):
         for near, orig in exp["sources"][source]["planted"]["near_duplicates"]:
             a, b = (Image.open(image_world / "images" / u[len(base) :].split("?")[0]) for u in (near, orig))
