@@ -6,7 +6,18 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ["sample", "build", "funnel", "why", "versions", "loader-check", "rate", "evaluate", "train"]
+COMMANDS = [
+    "sample",
+    "build",
+    "funnel",
+    "why",
+    "versions",
+    "loader-check",
+    "rate",
+    "evaluate",
+    "train",
+    "finetune-captioner",
+]
 
 
 class CliError(Exception):

@@ -28,6 +28,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import functional as F
 
+from rs5m.captioner_ft.adapter import adapter_fingerprint
 from rs5m.models import load_clip
 from rs5m.rs3.blip2 import Blip2Sampler, load_blip2, resolve_device
 from rs5m.rs3.config import RankerConfig, RS3Config
@@ -105,6 +106,8 @@ class Captioner:
 
     def __init__(self, cfg: RS3Config, sampler: Blip2Sampler, ranker_a: Ranker, ranker_b: Ranker):
         self.cfg, self.sampler, self.ranker_a, self.ranker_b = cfg, sampler, ranker_a, ranker_b
+        adapter = cfg.captioner.adapter
+        self.adapter_sha256 = adapter_fingerprint(adapter) if adapter else None
         self.rotator = ranker_a if cfg.rotation_ranker == "a" else ranker_b
         self.angles = [i * 360.0 / cfg.rotations for i in range(cfg.rotations)]
 
@@ -120,7 +123,13 @@ class Captioner:
         """The run-level part of every sample's provenance."""
         c = self.cfg.captioner
         return {
-            "captioner": {"model": c.model, "revision": c.revision, "adapter": c.adapter, "dtype": c.dtype},
+            "captioner": {
+                "model": c.model,
+                "revision": c.revision,
+                "adapter": c.adapter,
+                "adapter_sha256": self.adapter_sha256,
+                "dtype": c.dtype,
+            },
             "decoding": {
                 "do_sample": True,
                 "n_samples": c.n_samples,

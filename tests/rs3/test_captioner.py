@@ -86,6 +86,7 @@ def test_tiny_models_deterministic_and_provenance_complete(images):
             "model": "tiny-random-blip2",
             "revision": None,
             "adapter": None,
+            "adapter_sha256": None,
             "dtype": "fp32",
         }
         assert prov["decoding"] | {} == {
