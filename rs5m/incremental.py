@@ -5,7 +5,9 @@ size and modification time), the per-partition outputs and stats files of each p
 are hard-linked (copied where links are impossible) into the new version, stage by stage, as long as
 that stage's config section is the same in both versions. The new build then skips them (their
 stats files are done markers) and runs only new or changed inputs, plus the global stages (dedup and
-later), which always rerun. A changed threshold therefore reruns only the stages that depend on it.
+later), which rerun unless nothing they depend on changed (then the dedup decisions and outlier
+scores are reused too and only the outlier decision reruns). A changed threshold therefore reruns
+only the stages that depend on it.
 """
 
 from __future__ import annotations
@@ -70,13 +72,39 @@ def _files(vdir: Path, stage: str, source: str, part: str) -> list[Path]:
     return [data, stats]
 
 
+def _seed_scores(base_dir: Path, vdir: Path, saved: dict, new: dict) -> bool:
+    """Reuse the dedup barrier and the outlier scores when nothing they depend on changed.
+
+    Safe only when every input went through validity unchanged and the base had no other inputs
+    (then the dedup result is the same), and the dedup, scoring and detector settings are equal.
+    Only the outlier decision (its fractions) and what follows then rerun.
+    """
+    if any(saved.get(s) != new.get(s) for s in ("dedup", "scoring", "detector")):
+        return False
+    base_parts = {
+        p.relative_to(base_dir / "validity" / "_stats")
+        for p in (base_dir / "validity" / "_stats").rglob("*.json")
+    }
+    new_parts = {
+        p.relative_to(vdir / "validity" / "_stats") for p in (vdir / "validity" / "_stats").rglob("*.json")
+    }
+    if not base_parts or base_parts != new_parts:
+        return False
+    for sub in ("dedup", "outlier/scores", "outlier/embeddings", "outlier/_scores_stats"):
+        if (base_dir / sub).exists():
+            _link(base_dir / sub, vdir / sub)
+    return True
+
+
 def seed_version(base_dir: Path, cfg: BuildConfig) -> dict[str, int]:
-    """Link the base version's reusable work into ``cfg``'s version folder; return counts per stage."""
+    """Link the base version's reusable work into ``cfg``'s version folder; return counts per stage
+    (``scores`` is 1 when the dedup barrier and the outlier scores were reused too)."""
     saved = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))["config"]
     new = cfg.model_dump()
     reused = {stage: 0 for stage, _ in _STAGES}
     vdir = cfg.version_dir()
-    for item in plan_inputs(cfg):
+    items = plan_inputs(cfg)
+    for item in items:
         parts = _unchanged(base_dir, item)
         if parts is None:
             continue
@@ -90,4 +118,5 @@ def seed_version(base_dir: Path, cfg: BuildConfig) -> dict[str, int]:
             for f in files:
                 _link(f, vdir / f.relative_to(base_dir))
             reused[stage] += len(names)
+    reused["scores"] = int(_seed_scores(base_dir, vdir, saved, new))
     return reused

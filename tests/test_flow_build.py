@@ -24,6 +24,7 @@ from rs5m import lineage
 from rs5m.fsio import PartitionStats
 from rs5m.sample import write_world
 from rs5m.schema import DISPLAY_NAMES
+from rs5m.versions import diff_versions
 from rs5m.why import why
 
 
@@ -37,11 +38,18 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     return out, expected
 
 
-def _run(world_dir: Path, root: Path, version: str, address: str | None = None, **kw: object) -> list[dict]:
+def _run(
+    world_dir: Path,
+    root: Path,
+    version: str,
+    address: str | None = None,
+    config: str = "build-test.yaml",
+    **kw: object,
+) -> list[dict]:
     from flows.build_rs5m import BuildParams, build_rs5m
 
     params = BuildParams(
-        config=str(world_dir / "build-test.yaml"), root=str(root), version=version, dask_address=address, **kw
+        config=str(world_dir / config), root=str(root), version=version, dask_address=address, **kw
     )
     return build_rs5m(params)
 
@@ -125,6 +133,21 @@ def test_build_flow_on_sample_world(world: tuple[Path, dict], tmp_path: Path, pr
     tar = next((vdir / "download").rglob("*.tar"))
     assert (root / "versions" / "t2" / tar.relative_to(vdir)).stat().st_ino == tar.stat().st_ino
     assert (root / "versions" / "t2" / "reports" / "funnel.png").stat().st_size > 1000
+
+    # a changed outlier threshold reuses the scores (same files) and reruns only the decision
+    cfg = yaml.safe_load((world_dir / "build-test.yaml").read_text())
+    cfg["outlier"] = {"keep_top_vlm": 0.8}
+    (world_dir / "build-test-80.yaml").write_text(yaml.safe_dump(cfg))
+    rows80 = _run(world_dir, root, "t3", config="build-test-80.yaml", base_version="t1")
+    score = next((vdir / "outlier" / "scores").rglob("*.parquet"))
+    assert (root / "versions" / "t3" / score.relative_to(vdir)).stat().st_ino == score.stat().st_ino
+    total80 = {r["Name"]: r for r in rows80}["Total"]
+    pooled = (
+        total80["Download Image"] - total80["Invalid Image (Removed)"] - total80["Duplicate Image (Removed)"]
+    )
+    assert total80["Remain"] == math.ceil(0.8 * pooled) < {r["Name"]: r for r in rows}["Total"]["Remain"]
+    diff = diff_versions(root, "t1", "t3")
+    assert diff["removed"]["n"] == {r["Name"]: r for r in rows}["Total"]["Remain"] - total80["Remain"]
 
 
 def _free_port() -> int:
