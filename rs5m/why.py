@@ -21,9 +21,10 @@ from rs5m.schema import SOURCE_ORDER, Reason, Stage
 
 
 def _query(con: duckdb.DuckDBPyConnection, files: list[Path], sql: str, uid: str) -> list[tuple]:
+    """Run ``sql`` (with ``$files`` and ``$uid`` parameters, never pasted into the text) over ``files``."""
     if not files:
         return []
-    return con.execute(sql.format(files=[str(f) for f in files]), [uid]).fetchall()
+    return con.execute(sql, {"files": [str(f) for f in files], "uid": uid}).fetchall()
 
 
 def why(version_dir: Path, uid: str) -> list[dict[str, Any]]:
@@ -37,7 +38,7 @@ def why(version_dir: Path, uid: str) -> list[dict[str, Any]]:
     rejected = _query(
         con,
         sorted((ingest / "_rejects" / source).glob("*.parquet")),
-        "SELECT stage, reason, detail FROM read_parquet({files}) WHERE uid = ?",
+        "SELECT stage, reason, detail FROM read_parquet($files) WHERE uid = $uid",
         uid,
     )
     for stage, reason, detail in rejected:
@@ -45,7 +46,7 @@ def why(version_dir: Path, uid: str) -> list[dict[str, Any]]:
     rows = _query(
         con,
         sorted((ingest / source).glob("*.parquet")),
-        "SELECT url, caption, extras FROM read_parquet({files}) WHERE uid = ?",
+        "SELECT url, caption, extras FROM read_parquet($files) WHERE uid = $uid",
         uid,
     )
     if not rows:
@@ -59,9 +60,8 @@ def why(version_dir: Path, uid: str) -> list[dict[str, Any]]:
     kw_dir = version_dir / Stage.KEYWORD.value / source
     if not kw_dir.is_dir():
         return out
-    hits = _query(
-        con, sorted(kw_dir.glob("*.parquet")), "SELECT keywords FROM read_parquet({files}) WHERE uid = ?", uid
-    )
+    sql = "SELECT keywords FROM read_parquet($files) WHERE uid = $uid"
+    hits = _query(con, sorted(kw_dir.glob("*.parquet")), sql, uid)
     if not hits:
         out.append({"stage": "keyword", "decision": "removed", "reason": Reason.NO_KEYWORD_MATCH.value})
         return out
@@ -78,7 +78,7 @@ def why(version_dir: Path, uid: str) -> list[dict[str, Any]]:
 
 def _download(con: duckdb.DuckDBPyConnection, vdir: Path, source: str, uid: str) -> dict[str, Any] | None:
     files = sorted((vdir / Stage.DOWNLOAD.value / source).glob("*/status.parquet"))
-    sql = "SELECT status, reason, detail, shard, key FROM read_parquet({files}) WHERE uid = ?"
+    sql = "SELECT status, reason, detail, shard, key FROM read_parquet($files) WHERE uid = $uid"
     rows = _query(con, files, sql, uid)
     if not rows:
         return None
@@ -91,7 +91,7 @@ def _download(con: duckdb.DuckDBPyConnection, vdir: Path, source: str, uid: str)
 def _validity(con: duckdb.DuckDBPyConnection, vdir: Path, source: str, uid: str) -> dict[str, Any] | None:
     files = sorted((vdir / Stage.VALIDITY.value / source).glob("*.parquet"))
     cols = "valid, invalid_reason, invalid_detail, width, height, mode, sha256, phash"
-    rows = _query(con, files, f"SELECT {cols} FROM read_parquet({{files}}) WHERE uid = ?", uid)
+    rows = _query(con, files, f"SELECT {cols} FROM read_parquet($files) WHERE uid = $uid", uid)
     if not rows:
         return None
     valid, reason, detail, width, height, mode, sha256, phash = rows[0]
@@ -106,7 +106,8 @@ def _dedup(con: duckdb.DuckDBPyConnection, vdir: Path, source: str, uid: str) ->
     path = vdir / Stage.DEDUP.value / "decisions.parquet"
     if not path.exists():
         return None
-    sql = "SELECT dup_cluster, dup_keep, dup_reason, dup_keeper_uid FROM read_parquet({files}) WHERE uid = ?"
+    cols = "dup_cluster, dup_keep, dup_reason, dup_keeper_uid"
+    sql = f"SELECT {cols} FROM read_parquet($files) WHERE uid = $uid"
     rows = _query(con, [path], sql, uid)
     if not rows:
         return None
@@ -129,7 +130,7 @@ def _outlier(con: duckdb.DuckDBPyConnection, vdir: Path, source: str, uid: str) 
     path = vdir / Stage.OUTLIER.value / "decisions.parquet"
     if not path.exists():
         return None
-    cur = con.execute("SELECT * FROM read_parquet(?) WHERE uid = ?", [str(path), uid])
+    cur = con.execute("SELECT * FROM read_parquet($files) WHERE uid = $uid", {"files": str(path), "uid": uid})
     found = cur.fetchall()
     if not found:
         return None

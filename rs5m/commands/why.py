@@ -28,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
     vdir = Path(args.root) / "versions" / version
     if not vdir.is_dir():
         raise FileNotFoundError(f"no version folder {vdir}")
+    decisions = why(vdir, args.uid)
     print(f"{args.uid} in version {version}")
-    for decision in why(vdir, args.uid):
+    for decision in decisions:
         print(json.dumps(decision, ensure_ascii=False, default=str))
     return 0
