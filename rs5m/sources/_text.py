@@ -83,7 +83,7 @@ def as_int(v: Any) -> int | None:
         return None
     if isinstance(v, float) and math.isfinite(v) and v.is_integer():
         v = int(v)
-    elif isinstance(v, str) and v.strip().isdigit():
+    elif isinstance(v, str) and v.strip().isascii() and v.strip().isdigit():  # "²" is a digit to isdigit
         v = int(v.strip())
     if isinstance(v, int) and 0 <= v <= _INT32_MAX:
         return v

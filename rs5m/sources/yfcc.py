@@ -121,8 +121,10 @@ class YfccAdapter:
                 buf.reject(
                     lineno, "malformed_row", f"expected 23 or 25 tab-separated fields, got {len(parts)}"
                 )
-            elif not parts[0].strip().isdigit():
+            elif not (parts[0].strip().isascii() and parts[0].strip().isdigit()):
                 buf.reject(lineno, "malformed_row", "photoid is not an integer")
+            elif int(parts[0]) >= 2**63:  # YFCC photo ids are int64; a longer one is a broken line
+                buf.reject(lineno, "malformed_row", "photoid is out of range")
             else:
                 rows.append((lineno, parts, int(parts[0])))
         if subset is not None and rows:

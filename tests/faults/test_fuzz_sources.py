@@ -509,10 +509,7 @@ def _format_error_expected(source: str, table: pa.Table, n: int) -> bool:
 # --- known bugs, kept as strict xfails -----------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True, raises=ValueError, reason="as_int('²') raises: str.isdigit() accepts non-ASCII digits"
-)
-def test_known_bug_wit_superscript_width() -> None:
+def test_fixed_wit_superscript_width() -> None:
     """Minimal input: a WIT row whose original_width is ``²`` crashes ingest with ValueError."""
     row = {c: "" for c in WIT_COLUMNS} | {"language": "en", "image_url": "http://e.com/a.jpg"}
     row |= {"caption_reference_description": "a", "original_width": "\u00b2"}
@@ -520,10 +517,7 @@ def test_known_bug_wit_superscript_width() -> None:
     check_ingest("wit", "w.tsv", body, 1, may_fail=False, category="known bugs")
 
 
-@pytest.mark.xfail(
-    strict=True, raises=ValueError, reason="as_int('²') raises: str.isdigit() accepts non-ASCII digits"
-)
-def test_known_bug_vg_superscript_width() -> None:
+def test_fixed_vg_superscript_width() -> None:
     """Minimal input: ``[{"image_id": 1, "width": "²"}]`` crashes Visual Genome ingest with ValueError."""
     check_ingest(
         "vg",
@@ -535,8 +529,7 @@ def test_known_bug_vg_superscript_width() -> None:
     )
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError, reason="photo ids past int64 overflow np.fromiter")
-def test_known_bug_yfcc_huge_photoid_with_subset() -> None:
+def test_fixed_yfcc_huge_photoid_with_subset() -> None:
     """Minimal input: a 23-field YFCC line with photoid ``99999999999999999999`` and any subset file."""
     fields = [b"99999999999999999999"] + [b""] * 22
     check_ingest(
