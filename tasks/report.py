@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import re
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -11,10 +10,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from rs5m import build, lineage
 from rs5m.config import BuildConfig
 from rs5m.report import funnel_chart
-
-
-def _key(text: str) -> str:
-    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
+from tasks._common import artifact_key
 
 
 @task(name="publish-funnel")
@@ -24,10 +20,12 @@ def publish_funnel(cfg: BuildConfig) -> list[dict]:
         rows = lineage.funnel_rows(con, cfg.version)
         reasons = lineage.reason_rows(con, cfg.version)
     create_table_artifact(
-        key=_key(f"funnel-{cfg.version}"), table=rows, description=f"PUB11 funnel of version {cfg.version}"
+        key=artifact_key(f"funnel-{cfg.version}"),
+        table=rows,
+        description=f"PUB11 funnel of version {cfg.version}",
     )
     create_table_artifact(
-        key=_key(f"reasons-{cfg.version}"),
+        key=artifact_key(f"reasons-{cfg.version}"),
         table=reasons,
         description=f"Removal reasons of version {cfg.version}",
     )
@@ -36,7 +34,7 @@ def publish_funnel(cfg: BuildConfig) -> list[dict]:
     )
     png = base64.b64encode(chart.read_bytes()).decode()
     create_markdown_artifact(
-        key=_key(f"version-{cfg.version}"),
+        key=artifact_key(f"version-{cfg.version}"),
         markdown=f"**Version** `{cfg.version}`\n\n**Path** `{cfg.version_dir().resolve()}`\n\n"
         f"**Config hash** `{cfg.config_hash()}`\n\n![PUB11 funnel](data:image/png;base64,{png})\n\n"
         f"Chart file: `{chart.resolve()}`",

@@ -10,46 +10,23 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import re
 from pathlib import Path
 from typing import Any
 
 import dask
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture
-from prefect_dask import DaskTaskRunner
 
 from rs5m import lineage
 from rs5m.rs3 import pub11, report, stage
 from rs5m.rs3.config import RS3Config
-
-GPU_RESOURCES = {"GPU": 1}
-
-
-def _key(text: str) -> str:
-    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:100]
-
-
-def _flow_client() -> Any | None:
-    ctx = FlowRunContext.get()
-    runner = ctx.task_runner if ctx is not None else None
-    return runner.client if isinstance(runner, DaskTaskRunner) else None
+from tasks._common import artifact_key, gpu_resources
 
 
 def caption_resources(cfg: RS3Config, client: Any | None = None) -> dict[str, float] | None:
     """The Dask resources caption tasks ask for, or None for "any worker"."""
-    if cfg.dask_gpu == "never":
-        return None
-    if cfg.dask_gpu == "always":
-        return dict(GPU_RESOURCES)
-    client = client if client is not None else _flow_client()
-    if client is None:
-        return None
-    workers = client.scheduler_info(n_workers=-1).get("workers", {}).values()
-    has_gpu = any(float((w.get("resources") or {}).get("GPU", 0)) >= 1 for w in workers)
-    return dict(GPU_RESOURCES) if has_gpu else None
+    return gpu_resources(cfg.dask_gpu, client)
 
 
 @task(name="plan-rs3")
@@ -97,7 +74,7 @@ def report_geo(version_dir: str, version: str | None = None) -> dict[str, str]:
     text = Path(paths["markdown"]).read_text(encoding="utf-8")
     name = version or Path(version_dir).name
     create_markdown_artifact(
-        key=_key(f"rs3-geo-{name}"),
+        key=artifact_key(f"rs3-geo-{name}"),
         markdown=f"![world map](data:image/png;base64,{png})\n\nMap file: `{paths['map']}`\n\n{text}",
         description=f"RS3 + PUB11 geo statistics of version {name}",
     )
@@ -113,11 +90,13 @@ def publish_rs3_funnel(db_path: str, version: str) -> list[dict]:
         reasons = [r for r in lineage.reason_rows(con, version) if r["subset"] == stage.SUBSET]
     if rows:
         create_table_artifact(
-            key=_key(f"rs3-funnel-{version}"), table=rows, description=f"RS3 funnel of {version}"
+            key=artifact_key(f"rs3-funnel-{version}"), table=rows, description=f"RS3 funnel of {version}"
         )
-        create_table_artifact(key=_key(f"rs3-reasons-{version}"), table=reasons, description="RS3 failures")
+        create_table_artifact(
+            key=artifact_key(f"rs3-reasons-{version}"), table=reasons, description="RS3 failures"
+        )
     if geometa:
         create_table_artifact(
-            key=_key(f"geometa-{version}"), table=geometa, description="PUB11 geometa coverage"
+            key=artifact_key(f"geometa-{version}"), table=geometa, description="PUB11 geometa coverage"
         )
     return rows

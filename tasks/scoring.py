@@ -10,7 +10,6 @@ one at a time per GPU. With no GPU worker ("auto"), the tasks run on any worker,
 from __future__ import annotations
 
 import contextlib
-import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -18,43 +17,19 @@ from typing import Any
 import dask
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture
-from prefect_dask import DaskTaskRunner
 
 from rs5m import outlier, scoring
 from rs5m.detector import DetectorConfig, train_detector
 from rs5m.outlier import OutlierConfig
 from rs5m.scoring import ScoringConfig
-
-GPU_RESOURCES = {"GPU": 1}
-
-
-def _key(text: str) -> str:
-    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:100]
-
-
-def flow_dask_client() -> Any | None:
-    """The Dask client of the running flow's DaskTaskRunner, or None (another runner, or no flow)."""
-    ctx = FlowRunContext.get()
-    runner = ctx.task_runner if ctx is not None else None
-    return runner.client if isinstance(runner, DaskTaskRunner) else None
-
-
-def cluster_has_gpus(client: Any) -> bool:
-    """Whether any worker connected to ``client``'s scheduler advertises a ``GPU`` resource."""
-    workers = client.scheduler_info(n_workers=-1).get("workers", {}).values()
-    return any(float((w.get("resources") or {}).get("GPU", 0)) >= 1 for w in workers)
+from tasks._common import GPU_RESOURCES, artifact_key, cluster_has_gpus, flow_dask_client  # noqa: F401
+from tasks._common import gpu_resources as _gpu_resources
 
 
 def gpu_resources(cfg: ScoringConfig, client: Any | None = None) -> dict[str, float] | None:
     """The Dask resources scoring tasks should ask for, or None for "any worker"."""
-    if cfg.dask_gpu == "never":
-        return None
-    if cfg.dask_gpu == "always":
-        return dict(GPU_RESOURCES)
-    client = client if client is not None else flow_dask_client()
-    return dict(GPU_RESOURCES) if client is not None and cluster_has_gpus(client) else None
+    return _gpu_resources(cfg.dask_gpu, client)
 
 
 @task(name="score-images", retries=1, retry_delay_seconds=5, task_run_name="score-{source}-{part}")
@@ -99,9 +74,9 @@ def publish_outlier_grid(
         f"Outlier keep grid of version {version}: rows keep the top s_vlm %, columns the top c_rs %, "
         f"cells count kept images pooled over all sources (chosen: {cfg.keep_top_vlm:g}, {cfg.keep_top_rs:g})"
     )
-    create_table_artifact(key=_key(f"outlier-grid-{version}"), table=rows, description=desc)
+    create_table_artifact(key=artifact_key(f"outlier-grid-{version}"), table=rows, description=desc)
     create_markdown_artifact(
-        key=_key(f"outlier-grid-{version}-md"), markdown=_grid_markdown(rows), description=desc
+        key=artifact_key(f"outlier-grid-{version}-md"), markdown=_grid_markdown(rows), description=desc
     )
     return rows
 
@@ -122,4 +97,4 @@ def publish_detector_metrics(metrics: dict[str, Any], name: str) -> None:
     ]  # fmt: skip
     model = f"{metrics['backbone']} {metrics['model_name']}"
     desc = f"RS detector {name}: {model}, checkpoint {metrics['checkpoint']}"
-    create_table_artifact(key=_key(f"rs-detector-{name}"), table=rows, description=desc)
+    create_table_artifact(key=artifact_key(f"rs-detector-{name}"), table=rows, description=desc)

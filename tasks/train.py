@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import re
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from rs5m.training.config import TrainConfig
 from rs5m.training.export import read_export
 from rs5m.training.launch import launch
 from rs5m.training.metrics import METRICS_NAME, read_metrics
+from tasks._common import artifact_key
 
 MAX_TABLE_ROWS = 200
 
@@ -36,10 +36,6 @@ def train_model(cfg: TrainConfig, nproc: int | None = None) -> dict[str, Any]:
     return asdict(result)
 
 
-def _key(text: str) -> str:
-    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:100]
-
-
 @task(name="publish-training")
 def publish_training(result: dict[str, Any], label: str) -> None:
     """Publish the loss curve (PNG inline) and the per-step metrics table as artifacts."""
@@ -49,7 +45,7 @@ def publish_training(result: dict[str, Any], label: str) -> None:
         {k: r.get(k) for k in ("step", "epoch", "loss", "lr", "samples_per_s", "logit_scale")}
         for r in rows[::every]
     ]
-    key = _key(f"train-{label}")
+    key = artifact_key(f"train-{label}")
     desc = f"GeoRSCLIP training {label}: loss, lr and samples/s per logged step"
     if table:
         create_table_artifact(key=f"{key}-metrics", table=table, description=desc)
