@@ -23,7 +23,7 @@ from rs5m.images import ValidityConfig
 from rs5m.outlier import OutlierConfig
 from rs5m.rs3.config import RS3Config, resolve_rs3_paths
 from rs5m.schema import SOURCE_ORDER
-from rs5m.scoring import ScoringConfig
+from rs5m.scoring_config import ScoringConfig
 from rs5m.shards import PackageConfig
 
 

@@ -22,8 +22,8 @@ Matching rules (the paper gives only the pattern list, so these are our decision
   spaces between words ("航拍aerial view" is a hit). ``word_start=False`` gives plain substring search.
 - Null captions never match.
 
-Speed: a multi-literal prefilter (``rs5m.keywords_prefilter``, SIMD Aho-Corasick over the whole
-values buffer) picks the few rows that could match, and the exact RE2 regex
+Speed: a multi-literal prefilter (``rs5m.keywords_prefilter``: SIMD Aho-Corasick over the caption
+bytes, ~2 MiB at a time) picks the few rows that could match, and the exact RE2 regex
 (``pyarrow.compute.match_substring_regex``) decides on those rows only, so results are those of RE2
 alone; without ``ahocorasick_rs`` installed the mask is one RE2 pass over each batch. Which patterns hit
 is worked out only for the rare matching rows. See docs/benchmarks.md.
@@ -59,10 +59,15 @@ DEFAULT_PATTERNS: tuple[str, ...] = (
 KEYWORDS_FIELD = pa.field("keywords", pa.list_(pa.string()), nullable=False)
 READ_BUFFER = 4 << 20  # parquet pages stream through a buffer this big; chunks are never read whole
 ALL_RE2_SHARE = 0.25  # above this share of candidate rows, one RE2 pass beats take + RE2 on them
+SPLIT_GUARD_MAX_BYTES = 256 << 10  # RE2 reads ~350 KB in the time the guard takes to compile
 
 _SPACE = r"[\t\n\v\f\r\p{Zs}]+"
 _HYPHEN = r"[\x{2d}\x{2010}-\x{2013}]"
 _WORD_START = r"(?:^|[^\pL\pN\pM]|[\p{Han}\p{Hiragana}\p{Katakana}])"
+# Cheap-to-compile parts of the guard's cases: ASCII other than letters and digits is always a word
+# boundary, and any other boundary character is non-ASCII. See KeywordMatcher._exact.
+_ASCII_BOUNDARY = r"(?:^|[\x00-\x2f\x3a-\x40\x5b-\x60\x7b-\x7f])"
+_NON_ASCII = r"[^\x00-\x7f]"
 
 
 def normalize_pattern(pattern: str) -> str:
@@ -131,20 +136,12 @@ class KeywordMatcher:
         prefix = _WORD_START if word_start else ""
         self._cores = [pattern_regex(p) for p in norm]
         self._regexes = [prefix + core for core in self._cores]
-        self._combined = prefix + "(?:" + "|".join(self._cores) + ")"
+        any_core = "(?:" + "|".join(self._cores) + ")"
+        self._combined = prefix + any_core
+        self._split_guard = (_ASCII_BOUNDARY + any_core, _NON_ASCII + any_core) if word_start else None
         self._names = pa.array(self.patterns, pa.string())
         use = keywords_prefilter.AVAILABLE if prefilter is None else prefilter
         self._prefilter = keywords_prefilter.LiteralPrefilter(self.patterns) if use else None
-
-    def __getstate__(self) -> dict[str, object]:
-        state = self.__dict__.copy()
-        state["_prefilter"] = self._prefilter is not None  # the automata do not pickle; rebuilt below
-        return state
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state)
-        if state["_prefilter"]:
-            self._prefilter = keywords_prefilter.LiteralPrefilter(self.patterns)
 
     @classmethod
     def from_config(cls, cfg: KeywordConfig) -> KeywordMatcher:
@@ -179,25 +176,49 @@ class KeywordMatcher:
             return _matches(arr, self._combined)
         out = np.zeros(len(arr), dtype=bool)
         if rows.size:
-            out[rows] = _matches(arr.take(pa.array(rows, pa.int64())), self._combined)
+            out[rows] = self._exact(_take(arr, rows))
+        return out
+
+    def _exact(self, arr: pa.Array) -> np.ndarray:
+        """``_matches(arr, self._combined)``. For a few rows, where compiling the guard's Unicode
+        classes (~0.5 ms per call) costs more than a second pass, those run only on the rows where a
+        pattern follows a non-ASCII character."""
+        if self._split_guard is None or arr.nbytes > SPLIT_GUARD_MAX_BYTES:
+            return _matches(arr, self._combined)
+        after_ascii, after_non_ascii = self._split_guard
+        out = _matches(arr, after_ascii)
+        rest = np.flatnonzero(~out)
+        maybe = rest[_matches(_take(arr, rest), after_non_ascii)]
+        out[maybe] = _matches(_take(arr, maybe), self._combined)
         return out
 
     def hit_matrix(self, arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
         """Boolean ``(len(arr), len(patterns))`` matrix: which patterns each caption contains.
 
-        Meant for the few rows ``mask`` kept: a guarded pattern regex costs ~2 ms to compile, so each
-        pattern is first tried without the word-start guard (cheap to compile) and the guarded regex
-        runs only on the rows that hit and only for patterns that hit at all.
+        Meant for the few rows ``mask`` kept. Each pattern regex runs only on the rows the prefilter
+        gives for it (all rows without one) and without the word-start guard, which costs ~1 ms to
+        compile where a bare pattern costs ~15 µs. The guard is then checked with one regex for the
+        rows that contain one pattern, and per pattern only for rows that contain several.
         """
         arr = _one_array(arr)
         out = np.zeros((len(arr), len(self.patterns)), dtype=bool)
         if len(arr) == 0 or arr.null_count == len(arr):
             return out
-        for j, (core, guarded) in enumerate(zip(self._cores, self._regexes, strict=True)):
-            rows = np.flatnonzero(_matches(arr, core))
-            if rows.size and self.word_start:
-                rows = rows[_matches(arr.take(pa.array(rows, pa.int64())), guarded)]
-            out[rows, j] = True
+        every = np.arange(len(arr))
+        rows_for = self._prefilter.pattern_rows(arr) if self._prefilter else [every] * len(out.T)
+        for j, (core, rows) in enumerate(zip(self._cores, rows_for, strict=True)):
+            if rows.size:
+                out[rows[_matches(_take(arr, rows), core)], j] = True
+        if not self.word_start:
+            return out
+        n_hit = out.sum(axis=1)
+        # With one pattern present, the guarded regex of all patterns is that pattern's.
+        one = np.flatnonzero(n_hit == 1)
+        out[one[~self._exact(_take(arr, one))]] = False
+        several = np.flatnonzero(n_hit > 1)
+        for j in np.flatnonzero(out[several].any(axis=0)):
+            rows = several[out[several, j]]
+            out[rows[~_matches(_take(arr, rows), self._regexes[j])], j] = False
         return out
 
     def hits(self, arr: pa.Array | pa.ChunkedArray) -> pa.ListArray:
@@ -235,7 +256,13 @@ def _check_strings(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArra
 
 
 def _matches(arr: pa.Array, regex: str) -> np.ndarray:
+    if len(arr) == 0:
+        return np.zeros(0, dtype=bool)
     return pc.fill_null(pc.match_substring_regex(arr, regex), False).to_numpy(zero_copy_only=False)
+
+
+def _take(arr: pa.Array, rows: np.ndarray) -> pa.Array:
+    return arr.take(pa.array(rows, pa.int64()))
 
 
 def _one_array(arr: pa.Array | pa.ChunkedArray) -> pa.Array:

@@ -19,8 +19,6 @@ Contract of ``score_partition(version_dir, source, part, cfg, detector)``:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import multiprocessing
 import os
@@ -29,70 +27,27 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from rs5m.detector import Detector, autocast, load_detector, resolve_device
 from rs5m.fsio import PartitionStats, atomic_path, read_done, write_parquet
 from rs5m.pub11_images import download_dir, iter_shard_images
 from rs5m.schema import Stage
+from rs5m.scoring_config import RS_ADJECTIVES, RS_NOUNS, ScoringConfig, rs_prompts  # noqa: F401
 from rs5m.shards.preprocess import ClipPreprocess
 
 log = logging.getLogger(__name__)
 SCORE_STAGE = "outlier_score"
-RS_NOUNS = ("remote sensing image", "aerial image", "satellite image")
-RS_ADJECTIVES = (
-    "low resolution", "bad", "cropped", "bright", "dark",
-    "close-up", "black and white", "jpeg corrupted", "blurry", "good",
-)  # fmt: skip
 SCORE_SCHEMA = pa.schema(
     [("uid", pa.string()), ("source", pa.string()), ("s_vlm", pa.float32()),
      ("s_caption", pa.float32()), ("c_rs", pa.float32())]
 )  # fmt: skip
-
-
-def rs_prompts() -> list[str]:
-    """RS5M's 33 prompts: per noun, ``a(n) <noun>.`` then ``a <adjective> <noun>.`` for the 10 adjectives."""
-    out = []
-    for noun in RS_NOUNS:
-        out.append(f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}.")
-        out += [f"a {adj} {noun}." for adj in RS_ADJECTIVES]
-    return out
-
-
-class ScoringConfig(BaseModel):
-    """The scoring model and how it runs. Default: CLIP-ConvNeXt-XXL as in RS5M (tag: our choice)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model_name: str = "convnext_xxlarge"
-    pretrained: str | None = "laion2b_s34b_b82k_augreg_soup"
-    checkpoint: str | None = None
-    prompts: list[str] = Field(default_factory=rs_prompts, min_length=1)
-    batch_size: int = Field(default=256, ge=1, le=65536)
-    precision: Literal["fp32", "bf16", "fp16"] = Field(default="bf16", description="autocast on CUDA")
-    cpu_precision: Literal["fp32", "bf16"] = Field(default="fp32", description="autocast on the CPU")
-    device: str = "auto"
-    num_workers: int = Field(default=4, ge=0, le=256, description="decode processes per scoring task")
-    draft: bool = Field(default=True, description="fast DCT-scaled JPEG decode (~1 grey level off)")
-    embedding_dtype: Literal["float16", "float32"] = "float16"
-    dask_gpu: Literal["auto", "always", "never"] = Field(
-        default="auto", description="ask Dask for GPU=1: when a worker has it / always / never"
-    )
-
-    def fingerprint(self) -> str:
-        """Hash of what decides the loaded model and text feature (not batch or loader settings)."""
-        keys = ("model_name", "pretrained", "checkpoint", "prompts", "device", "precision", "cpu_precision")
-        return hashlib.sha256(
-            json.dumps(self.model_dump(include=set(keys)), sort_keys=True).encode()
-        ).hexdigest()
 
 
 @dataclass

@@ -22,6 +22,7 @@ from rs5m.keywords import (
     DEFAULT_PATTERNS,
     KEYWORDS_FIELD,
     KeywordMatcher,
+    _matches,
     filter_partition,
     filter_table,
 )
@@ -297,11 +298,17 @@ def test_prefilter_gives_the_re2_results(word_start: bool, monkeypatch: pytest.M
     assert 0.2 < pc.mean(want).as_py() < 0.8  # both kinds of row are well represented
     assert fast.mask(arr).equals(want)
     assert fast.hits(arr).equals(slow.hits(arr))
-    # every exact match is a candidate, even for plain substring search
-    exact = np.flatnonzero(
-        KeywordMatcher(word_start=False, prefilter=False).mask(arr).to_numpy(zero_copy_only=False)
-    )
-    assert np.isin(exact, fast._prefilter.candidates(arr)).all()  # type: ignore[union-attr]
+    # hit_matrix against the plain definition: each pattern's own guarded regex on every row
+    plain = np.column_stack([_matches(arr, rx) for rx in slow._regexes])
+    assert (fast.hit_matrix(arr) == plain).all() and (slow.hit_matrix(arr) == plain).all()
+    # every exact match is a candidate, even for plain substring search, and so is each pattern's
+    prefilter = fast._prefilter
+    assert prefilter is not None
+    substring = KeywordMatcher(word_start=False, prefilter=False)
+    exact = np.flatnonzero(substring.mask(arr).to_numpy(zero_copy_only=False))
+    assert np.isin(exact, prefilter.candidates(arr)).all()
+    for core, rows in zip(substring._cores, prefilter.pattern_rows(arr), strict=True):
+        assert np.isin(np.flatnonzero(_matches(arr, core)), rows).all(), core
     rng = random.Random(1)
     for variant in [
         arr.cast(pa.large_string()),
@@ -314,6 +321,9 @@ def test_prefilter_gives_the_re2_results(word_start: bool, monkeypatch: pytest.M
     monkeypatch.setattr(keywords_prefilter, "WINDOW_BYTES", 64)  # many windows, rows longer than one
     assert fast.mask(arr).equals(want)
     assert fast.mask(arr.slice(3, 500)).equals(slow.mask(arr.slice(3, 500)))
+    assert arr.nbytes < keywords.SPLIT_GUARD_MAX_BYTES  # so far the split guard; now the plain one
+    monkeypatch.setattr(keywords, "SPLIT_GUARD_MAX_BYTES", 0)
+    assert fast.mask(arr).equals(want) and (fast.hit_matrix(arr) == plain).all()
 
 
 @needs_prefilter
