@@ -111,8 +111,9 @@ def _load_json(path: Path, item: ReadItem) -> dict[str, Any] | None:
         return None
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        item.fail(RS3Reason.MALFORMED_METADATA, f"{path.name}: {type(exc).__name__}: {exc}")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        # RecursionError: absurdly deep nesting is malformed metadata, not a crash
+        item.fail(RS3Reason.MALFORMED_METADATA, f"{path.name}: {type(exc).__name__}: {str(exc)[:200]}")
         return None
     if not isinstance(meta, dict):
         item.fail(RS3Reason.MALFORMED_METADATA, f"{path.name}: not a JSON object")

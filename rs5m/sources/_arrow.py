@@ -93,8 +93,11 @@ def invalid_rows(arr: pa.Array) -> list[int]:
         return bad
 
 
-def to_key(arr: pa.Array | None, n: int) -> pa.Array:
-    """Source ids as strings; integral floats print without ``.0``; non-finite values become null."""
+def to_key(arr: pa.Array | None, n: int, path: str = "") -> pa.Array:
+    """Source ids as strings; integral floats print without ``.0``; non-finite values become null.
+
+    Raises ``SourceFormatError`` (naming ``path``) for an id column that is neither numbers nor text.
+    """
     if arr is None or pa.types.is_null(arr.type):
         return pa.nulls(n, pa.string())
     if pa.types.is_floating(arr.type):
@@ -103,6 +106,8 @@ def to_key(arr: pa.Array | None, n: int) -> pa.Array:
         return pc.if_else(ok, pc.cast(ints, pa.string()), pa.scalar(None, pa.string()))
     if any(f(arr.type) for f in _STRINGY) or pa.types.is_dictionary(arr.type):
         return as_string("", "key", arr).cast(pa.string())
+    if not (pa.types.is_integer(arr.type) or pa.types.is_decimal(arr.type)):
+        raise SourceFormatError(f"{path}: the id column has type {arr.type}, not a number or string")
     return pc.cast(arr, pa.string())
 
 

@@ -60,7 +60,7 @@ class ParquetAdapter:
                 offset,
                 url=as_string(path, lay.url, b[lay.url]),
                 caption=as_string(path, lay.caption, b[lay.caption]),
-                key=to_key(b.get(lay.key) if lay.key else None, n),
+                key=to_key(b.get(lay.key) if lay.key else None, n, path),
                 width=to_int32(b.get(lay.width) if lay.width else None, n),
                 height=to_int32(b.get(lay.height) if lay.height else None, n),
                 extras=[(k, b[c]) for k, c in lay.extras if c in b],

@@ -253,14 +253,14 @@ def test_known_bug_fmow_metadata_crash(change: str) -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError, reason="_load_json does not catch RecursionError")
-def test_known_bug_deeply_nested_metadata() -> None:
-    """Minimal input: a metadata file of 100 000 ``[`` (malformed, deeply nested JSON)."""
+def test_fixed_deeply_nested_metadata() -> None:
+    """A metadata file of 100 000 ``[`` (deeply nested JSON) is malformed metadata, not a crash."""
     root = Path(tempfile.mkdtemp())
     try:
         (root / _FMOW_KEY).parent.mkdir(parents=True)
         (root / _FMOW_KEY).write_bytes(_JPEG)
         (root / _FMOW_KEY.replace(".jpg", ".json")).write_text("[" * 100_000)
-        read_item("fmow", root, _FMOW_KEY, root)
+        item = read_item("fmow", root, _FMOW_KEY, root)
+        assert item.status == "malformed_metadata"
     finally:
         shutil.rmtree(root, ignore_errors=True)

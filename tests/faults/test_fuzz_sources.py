@@ -564,11 +564,7 @@ def test_known_bug_parquet_binary_extra_bad_utf8_written() -> None:
     check_ingest("coyo700m", "p.parquet", raw, 1, may_fail=False, category="known bugs")
 
 
-@pytest.mark.xfail(
-    strict=True, raises=pa.ArrowNotImplementedError, reason="list id column not a format error"
-)
-def test_known_bug_parquet_list_id_column() -> None:
-    """Minimal input: COYO part whose ``id`` column is ``list<string>``: ArrowNotImplementedError in
-    ``to_key`` instead of ``SourceFormatError``."""
+def test_fixed_parquet_list_id_column() -> None:
+    """A COYO part whose ``id`` column is ``list<string>`` is a whole-file ``SourceFormatError``."""
     raw = _coyo_file({"id": pa.array([["1"]], pa.list_(pa.string()))})
     check_ingest("coyo700m", "p.parquet", raw, 1, may_fail=True, category="known bugs")
