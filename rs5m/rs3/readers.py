@@ -135,10 +135,15 @@ def read_fmow(root: Path, key: str) -> ReadItem:
         item.fields, item.geo = fmow_fields(
             meta, category, "msrgb" if path.stem.endswith("_msrgb") else "rgb"
         )
-    except MetadataError as exc:
-        return item.fail(RS3Reason.MALFORMED_METADATA, str(exc))
+    except _BAD_METADATA as exc:
+        return item.fail(RS3Reason.MALFORMED_METADATA, f"{type(exc).__name__}: {str(exc)[:200]}")
     bad = check_image(path)
     return item.fail(*bad) if bad else item
+
+
+# Metadata with wrong types or values (NaN, Infinity, 400-digit ints, strings in boxes, ...) raises
+# these inside the field derivations: it is malformed metadata of that item, never a crash of the stage.
+_BAD_METADATA = (MetadataError, ValueError, TypeError, OverflowError, KeyError, IndexError, AttributeError)
 
 
 def ben_rgb(bands: list[np.ndarray], scale_max: int = 3000) -> np.ndarray:
@@ -166,8 +171,8 @@ def read_ben(root: Path, key: str, rgb_dir: Path, scale_max: int = 3000) -> Read
         return item
     try:
         item.fields, item.geo = ben_fields(meta)
-    except MetadataError as exc:
-        return item.fail(RS3Reason.MALFORMED_METADATA, str(exc))
+    except _BAD_METADATA as exc:
+        return item.fail(RS3Reason.MALFORMED_METADATA, f"{type(exc).__name__}: {str(exc)[:200]}")
     paths = [folder / f"{key}_{band}.tif" for band in BEN_RGB]
     missing = [p.name for p in paths if not p.is_file()]
     if missing:
