@@ -112,9 +112,13 @@ class ShardDataset(IterableDataset):
         """Select the epoch whose shard permutation and shuffle seeds the next iteration uses."""
         self.epoch = epoch
 
+    def _info(self) -> tuple[int, int, int, int]:
+        """(rank, world size, worker, workers) that split the shards; subclasses may remap workers."""
+        return pytorch_worker_info()
+
     def shard_urls(self, epoch: int) -> Iterator[str]:
         """Shards this (node, worker) reads in ``epoch``, in order."""
-        rank, world, worker, n_workers = pytorch_worker_info()
+        rank, world, worker, n_workers = self._info()
         if self.resampled:
             rng = random.Random(f"{self.seed}/{epoch}/{rank}/{worker}/shards")
             while True:
@@ -126,7 +130,7 @@ class ShardDataset(IterableDataset):
 
     def records(self, epoch: int) -> Iterator[tuple[str, dict[str, bytes]]]:
         """Raw grouped samples of this worker's shards in ``epoch``, after the shuffle buffer."""
-        rank, _, worker, _ = pytorch_worker_info()
+        rank, _, worker, _ = self._info()
         raw = (s for url in self.shard_urls(epoch) for s in iter_shard_samples(url))
         rng = random.Random(f"{self.seed}/{epoch}/{rank}/{worker}/samples")
         return shuffle_buffer_iter(raw, self.shuffle_buffer, rng, min(self.shuffle_buffer, 1000))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 from collections.abc import Callable, Iterator
 from itertools import islice
 from pathlib import Path
@@ -30,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 from webdataset.utils import pytorch_worker_info
 
 from rs5m.models import eval_preprocess
-from rs5m.shards.loader import ShardDataset, shuffle_buffer_iter
+from rs5m.shards.loader import ShardDataset
 from rs5m.shards.manifest import entry_path
 from rs5m.shards.tario import expand_urls, iter_shard_samples
 from rs5m.training.config import CsvSource, DataConfig
@@ -92,25 +91,6 @@ class ResumableShards(ShardDataset):
     def _info(self) -> tuple[int, int, int, int]:
         rank, world, worker, n_workers = pytorch_worker_info()
         return rank, world, (worker + self.rotate) % n_workers, n_workers
-
-    def shard_urls(self, epoch: int) -> Iterator[str]:
-        """This (rank, virtual worker)'s shards in ``epoch``; the same split as ``ShardDataset``."""
-        rank, world, worker, n_workers = self._info()
-        if self.resampled:
-            rng = random.Random(f"{self.seed}/{epoch}/{rank}/{worker}/shards")
-            while True:
-                yield rng.choice(self.urls)
-        urls = list(self.urls)
-        if self.shuffle_buffer > 1:
-            random.Random(f"{self.seed}/{epoch}/shards").shuffle(urls)
-        yield from islice(islice(urls, rank, None, world), worker, None, n_workers)
-
-    def records(self, epoch: int) -> Iterator[tuple[str, dict[str, bytes]]]:
-        """The shuffled raw records of this virtual worker (see ``ShardDataset.records``)."""
-        rank, _, worker, _ = self._info()
-        raw = (s for url in self.shard_urls(epoch) for s in iter_shard_samples(url))
-        rng = random.Random(f"{self.seed}/{epoch}/{rank}/{worker}/samples")
-        return shuffle_buffer_iter(raw, self.shuffle_buffer, rng, min(self.shuffle_buffer, 1000))
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, Any, tuple[int, int]]]:
         worker = self._info()[2]
