@@ -145,7 +145,8 @@ def outcome(root: Path, version: str = VERSION) -> Outcome:
     with lineage.connect(root / "lineage.duckdb", read_only=True) as con:
         funnel = lineage.funnel_rows(con, version)
         reasons = sorted(
-            (r["subset"], r["stage"], r["source"], r["reason"], int(r["n"])) for r in lineage.reason_rows(con, version)
+            (r["subset"], r["stage"], r["source"], r["reason"], int(r["n"]))
+            for r in lineage.reason_rows(con, version)
         )
     return Outcome(funnel, reasons, kept_uids(vdir))
 

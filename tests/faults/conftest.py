@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from ._builds import Outcome, World, make_world, outcome, run_build
@@ -16,7 +14,9 @@ def faults_world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 
 @pytest.fixture(scope="session")
-def reference(faults_world: World, tmp_path_factory: pytest.TempPathFactory, prefect_harness: None) -> Outcome:
+def reference(
+    faults_world: World, tmp_path_factory: pytest.TempPathFactory, prefect_harness: None
+) -> Outcome:
     """The undisturbed build of the fault tests' version: what every disturbed build must end with."""
     root = tmp_path_factory.mktemp("faults-reference")
     run_build(faults_world.config, root)
