@@ -196,6 +196,8 @@ def assemble(
 
     def clean(name: str, arr: pa.Array) -> pa.Array:
         # Null invalid values (in this column only) so later kernels never see broken UTF-8.
+        if pa.types.is_binary(arr.type) or pa.types.is_large_binary(arr.type):
+            arr = as_string(path, name, arr)  # binary columns validate as bytes: view them as text
         rows = invalid_rows(arr)
         for i in rows:
             bad.setdefault(i, ("bad_encoding", f"{name} is not valid UTF-8"))

@@ -550,18 +550,23 @@ def _coyo_file(extra: dict[str, pa.Array]) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.xfail(strict=True, raises=UnicodeDecodeError, reason="binary extras are not UTF-8 checked")
-def test_known_bug_parquet_binary_extra_bad_utf8_with_control_char() -> None:
-    """Minimal input: COYO part whose binary ``image_phash`` is ``b"\\x80\\x01"`` crashes in _json_strings."""
-    raw = _coyo_file({"image_phash": pa.array([b"\x80\x01"], pa.binary())})
-    check_ingest("coyo700m", "p.parquet", raw, 1, may_fail=False, category="known bugs")
+@pytest.mark.parametrize("value", [b"\x80\x01", b"\x80"], ids=["with-control-char", "plain"])
+def test_fixed_parquet_binary_extra_bad_utf8(value: bytes, tmp_path: Path) -> None:
+    """A COYO part whose *binary* extras column holds invalid UTF-8: the row is ``bad_encoding``.
 
-
-@pytest.mark.xfail(strict=True, raises=pa.ArrowInvalid, reason="invalid UTF-8 copied into extras")
-def test_known_bug_parquet_binary_extra_bad_utf8_written() -> None:
-    """Minimal input: binary ``image_phash`` ``b"\\x80"``: the kept row's extras hold invalid UTF-8."""
-    raw = _coyo_file({"image_phash": pa.array([b"\x80"], pa.binary())})
+    Before the fix ``b"\\x80\\x01"`` crashed in ``_json_strings`` and ``b"\\x80"`` was copied into the
+    kept row's extras (binary columns validate as bytes, not as text).
+    """
+    raw = _coyo_file({"image_phash": pa.array([value], pa.binary())})
     check_ingest("coyo700m", "p.parquet", raw, 1, may_fail=False, category="known bugs")
+    path = tmp_path / "p.parquet"
+    urls, texts = ["http://e.com/a.jpg", "http://e.com/b.jpg"], ["a", "b"]
+    phash = pa.array([value, b"ab"], pa.binary())
+    pq.write_table(pa.table({"url": urls, "text": texts, "image_phash": phash}), path)
+    (tmp_path / "v").mkdir()
+    src = SourceInput(name="coyo700m", files=[str(path)], options={})
+    stats = ingest_file(src, str(path), tmp_path / "v", IngestConfig(rows_per_partition=7))
+    assert (stats.n_in, stats.n_out, stats.removed) == (2, 1, {"bad_encoding": 1})
 
 
 def test_fixed_parquet_list_id_column() -> None:
