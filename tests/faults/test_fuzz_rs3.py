@@ -5,16 +5,14 @@ bytes, bad UTF-8, truncated or non-object JSON, and objects whose fields hold ra
 around plausible ones. Property: every item ends ``ok`` or with an ``RS3Reason`` and a detail
 (``read_item`` never raises), and only ``rgb_dir`` receives files.
 
-Crashes found here are kept as strict xfails with their minimal input (bottom of the file). The fuzz
-test recognises those same crashes by signature (``KNOWN``) and records them as ``known bugs`` rather
-than failing, so it still catches any new one.
+Crashes found here were fixed; each is kept as a regression test with its minimal input (bottom of
+the file). Any exception escaping ``read_item`` fails the fuzz test.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -32,20 +30,6 @@ from tests.faults import fuzz_settings, record, tree
 _REASONS = {r.value for r in RS3Reason}
 _FMOW_KEY = "train/airport/airport_0/airport_0_0_rgb.jpg"
 _BEN_KEY = "S2A_patch_1_1"
-
-# (exception type name, message pattern) of crashes kept as xfail tests below.
-KNOWN = [
-    ("OverflowError", r"cannot convert float infinity to integer|int too large to convert to float"),
-    ("ValueError", r"cannot convert float NaN to integer"),
-    ("ValueError", r"could not convert string to float"),
-    ("TypeError", r"float\(\) argument must be|expected string or bytes-like object"),
-    ("RecursionError", r""),
-]
-
-
-def _known(exc: BaseException) -> bool:
-    return any(type(exc).__name__ == t and re.search(p, str(exc)) for t, p in KNOWN)
-
 
 _any = st.recursive(
     st.one_of(
@@ -134,14 +118,6 @@ def _run(source: str, write: dict[str, bytes], key: str) -> None:
         try:
             item = read_item(source, data, key, rgb)
         except Exception as exc:
-            if _known(exc):
-                record(
-                    "known bugs",
-                    handled=False,
-                    crash=True,
-                    detail=f"rs3/{source}: {type(exc).__name__}: {exc}"[:200],
-                )
-                return
             record(f"rs3/{source}", handled=False, crash=True, detail=f"{type(exc).__name__}: {exc}"[:200])
             raise
         outside = [p for p in tree(root) - before if not p.startswith("rgb/")]
@@ -187,7 +163,7 @@ def test_ben_metadata(meta: bytes, bands: set[str]) -> None:
     _run("ben", files, _BEN_KEY)
 
 
-# --- known bugs, kept as strict xfails -----------------------------------------------------------
+# --- fuzz findings (fixed), kept as regression tests with their minimal inputs ---------------------
 
 _GOOD_FMOW = {
     "bounding_boxes": [
@@ -207,7 +183,7 @@ _GOOD_FMOW = {
 
 
 def test_fmow_good_metadata_reads() -> None:
-    """Control: the base document the xfail cases change is read ``ok``."""
+    """Control: the base document the regression cases change is read ``ok``."""
     root = Path(tempfile.mkdtemp())
     try:
         (root / _FMOW_KEY).parent.mkdir(parents=True)

@@ -66,15 +66,6 @@ _SPECIAL = [
 ]
 
 
-def _safe_digits(b: bytes) -> bytes:
-    """Avoid the known ``as_int`` crash (non-ASCII digits such as ``"²"``; see the xfail tests)."""
-    try:
-        s = b.decode("utf-8")
-    except UnicodeDecodeError:
-        return b
-    return b"0" if s.strip().isdigit() and not s.strip().isascii() else b
-
-
 _field = st.one_of(
     st.sampled_from(_SPECIAL),
     st.sampled_from(_HUGE),
@@ -87,7 +78,7 @@ _field = st.one_of(
 @st.composite
 def _line(draw: st.DrawFn, n_fields: int) -> bytes:
     n = draw(st.one_of(st.just(n_fields), st.just(n_fields), st.integers(0, n_fields + 3)))
-    return b"\t".join(_safe_digits(draw(_field)) for _ in range(n))
+    return b"\t".join(draw(_field) for _ in range(n))
 
 
 @st.composite
@@ -225,7 +216,7 @@ def test_yfcc_files(data: st.DataObject) -> None:
 
     @st.composite
     def yfcc_line(draw: st.DrawFn) -> bytes:
-        fields = draw(st.lists(_field.map(_safe_digits), min_size=n, max_size=n))
+        fields = draw(st.lists(_field, min_size=n, max_size=n))
         if draw(st.booleans()):
             id_at, url_at = (0, 14) if n == 23 else (1, 16)
             fields[id_at] = str(draw(st.integers(0, 10**15))).encode()
@@ -242,12 +233,6 @@ def test_yfcc_files(data: st.DataObject) -> None:
         aux = {"subset.tsv": b"".join(b"%d\t%d\thash\n" % (i, x) for i, x in enumerate(ids))}
         options["subset_file"] = "{aux}/subset.tsv"
         bad_subset = not ids  # an empty id list is not a subset file: a whole-file error
-        # Known crash: photo ids past int64 with a subset file (see the xfail test); keep them out.
-        body = b"\n".join(
-            b"" if len(p := ln.split(b"\t")) in (23, 25) and len(p[len(p) - 23].strip()) > 18 else ln
-            for ln in body.split(b"\n")
-        )
-        suffix, raw, truncated = data.draw(_compressed(body))
     expected = None if truncated else _count_lines(body)
     check_ingest(
         "yfcc15m", f"y{suffix}", raw, expected, may_fail=bool(suffix) or bad_subset, options=options, aux=aux
@@ -270,7 +255,7 @@ def test_wit_files(data: st.DataObject) -> None:
 
     @st.composite
     def wit_line(draw: st.DrawFn) -> bytes:
-        fields = draw(st.lists(_field.map(_safe_digits), min_size=17, max_size=17))
+        fields = draw(st.lists(_field, min_size=17, max_size=17))
         if draw(st.booleans()) and "language" in cols:
             fields[cols.index("language")] = draw(st.sampled_from([b"en", b"fr", b"\xff"]))
         return draw(st.one_of(st.just(b"\t".join(fields)), _line(17)))
@@ -368,11 +353,6 @@ def test_redcaps_files(data: st.DataObject) -> None:
     check_ingest("redcaps", f"r.json{suffix}", raw, expected, may_fail=not shaped, options={"batch_rows": 4})
 
 
-def _safe_dims(v: Any) -> Any:
-    """Avoid the known ``as_int`` crash on non-ASCII digit strings (see the xfail tests)."""
-    return 0 if isinstance(v, str) and v.strip().isdigit() and not v.strip().isascii() else v
-
-
 @fuzz_settings(15)
 @given(data=st.data())
 def test_vg_files(data: st.DataObject) -> None:
@@ -385,12 +365,7 @@ def test_vg_files(data: st.DataObject) -> None:
         ),
         _json_value,
     )
-    entries = [
-        {k: _safe_dims(v) if k in ("width", "height") else v for k, v in e.items()}
-        if isinstance(e, dict)
-        else e
-        for e in data.draw(st.lists(entry, max_size=10))
-    ]
+    entries = [dict(e) if isinstance(e, dict) else e for e in data.draw(st.lists(entry, max_size=10))]
     doc: Any = entries if data.draw(st.integers(0, 6)) else data.draw(_json_value)
     suffix, raw, _ = data.draw(_json_file(doc))
     ok, parsed = _parse(raw, suffix)
@@ -433,26 +408,18 @@ _str_value = st.one_of(
 
 
 _KEY_COLS = {"SAMPLE_ID", "sample_id", "id"}
-_BASE_COLS = _KEY_COLS | {"URL", "url", "TEXT", "text", "top_caption", "all_captions", "WIDTH", "width"}
-_BASE_COLS |= {"HEIGHT", "height"}
 
 
 @st.composite
 def _column(draw: st.DrawFn, n: int, name: str) -> pa.Array:
-    """A column of ``n`` values of a random type (text, bytes with bad UTF-8, numbers, lists, nulls).
-
-    Known crashes are kept out (see the xfail tests): list-typed id columns, and binary extras
-    columns holding invalid UTF-8.
-    """
+    """A column of ``n`` values of a random type (text, bytes with bad UTF-8, numbers, lists, nulls)."""
     kinds = ["str", "str", "bin", "bin", "int", "float", "null", "list", "dict", "large"]
-    if name in _KEY_COLS:
-        kinds.remove("list")
     kind = draw(st.sampled_from(kinds))
     if kind == "str":
         return pa.array(draw(st.lists(_str_value, min_size=n, max_size=n)), pa.string())
     if kind in ("bin", "large"):
         typ = pa.binary() if kind == "bin" else pa.large_binary()
-        values = _bin_value if name in _BASE_COLS else _str_value.map(lambda s: s and s.encode())
+        values = _bin_value
         return pa.array(draw(st.lists(values, min_size=n, max_size=n)), typ)
     if kind == "int":
         ints = st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1))
@@ -501,12 +468,14 @@ def _format_error_expected(source: str, table: pa.Table, n: int) -> bool:
     text_cols += [c for c in ("top_caption", "text") if source == "laioncoco" and c in cols]
     if source == "laioncoco" and not pa.types.is_list(cols["all_captions"]):
         return True
+    if n > 0 and any(pa.types.is_list(t) for c, t in cols.items() if c in {k.lower() for k in _KEY_COLS}):
+        return True  # an id column that is neither numbers nor text
     return n > 0 and any(
         not (any(f(cols[c]) for f in textual) or pa.types.is_dictionary(cols[c])) for c in text_cols
     )
 
 
-# --- known bugs, kept as strict xfails -----------------------------------------------------------
+# --- fuzz findings (fixed), kept as regression tests with their minimal inputs ---------------------
 
 
 def test_fixed_wit_superscript_width() -> None:
@@ -514,7 +483,7 @@ def test_fixed_wit_superscript_width() -> None:
     row = {c: "" for c in WIT_COLUMNS} | {"language": "en", "image_url": "http://e.com/a.jpg"}
     row |= {"caption_reference_description": "a", "original_width": "\u00b2"}
     body = ("\t".join(WIT_COLUMNS) + "\n" + "\t".join(row[c] for c in WIT_COLUMNS) + "\n").encode()
-    check_ingest("wit", "w.tsv", body, 1, may_fail=False, category="known bugs")
+    check_ingest("wit", "w.tsv", body, 1, may_fail=False, category="findings")
 
 
 def test_fixed_vg_superscript_width() -> None:
@@ -525,7 +494,7 @@ def test_fixed_vg_superscript_width() -> None:
         b'[{"image_id": 1, "width": "\\u00b2"}]',
         1,
         may_fail=False,
-        category="known bugs",
+        category="findings",
     )
 
 
@@ -540,7 +509,7 @@ def test_fixed_yfcc_huge_photoid_with_subset() -> None:
         may_fail=False,
         options={"subset_file": "{aux}/s.tsv"},
         aux={"s.tsv": b"0\t1\th\n"},
-        category="known bugs",
+        category="findings",
     )
 
 
@@ -558,7 +527,7 @@ def test_fixed_parquet_binary_extra_bad_utf8(value: bytes, tmp_path: Path) -> No
     kept row's extras (binary columns validate as bytes, not as text).
     """
     raw = _coyo_file({"image_phash": pa.array([value], pa.binary())})
-    check_ingest("coyo700m", "p.parquet", raw, 1, may_fail=False, category="known bugs")
+    check_ingest("coyo700m", "p.parquet", raw, 1, may_fail=False, category="findings")
     path = tmp_path / "p.parquet"
     urls, texts = ["http://e.com/a.jpg", "http://e.com/b.jpg"], ["a", "b"]
     phash = pa.array([value, b"ab"], pa.binary())
@@ -572,4 +541,4 @@ def test_fixed_parquet_binary_extra_bad_utf8(value: bytes, tmp_path: Path) -> No
 def test_fixed_parquet_list_id_column() -> None:
     """A COYO part whose ``id`` column is ``list<string>`` is a whole-file ``SourceFormatError``."""
     raw = _coyo_file({"id": pa.array([["1"]], pa.list_(pa.string()))})
-    check_ingest("coyo700m", "p.parquet", raw, 1, may_fail=True, category="known bugs")
+    check_ingest("coyo700m", "p.parquet", raw, 1, may_fail=True, category="findings")
