@@ -28,7 +28,7 @@ from rs5m.packer import (
     image_format,
     open_clip_image,
     package_subset,
-    subset_done,
+    subset_status,
     summary,
 )
 from rs5m.pub11_images import download_dir, iter_shard_images
@@ -128,19 +128,22 @@ def package_pub11(version_dir: str | Path, cfg: PackageConfig, version: str | No
     """Package the kept PUB11 samples of a version into ``<version>/package/<layout>/``.
 
     Kept = ``rs5m.versions.keep_decision`` (outlier decisions when present, else dedup). Skipped when
-    already done with the same keep rule, config and decision files; refuses to write into a version
-    marked complete. Returns a summary: subset, keep_rule, skipped, n_in, n_out, removed, splits,
-    layouts (dir, n_shards, n_samples, bytes per layout) and the stats rows.
+    already done with the same keep rule, config and decision files and intact (``rs5m.packer``: the
+    check hashes the pub11 shards once); otherwise repackaged, except that it refuses to write into a
+    version marked complete (``ValueError`` saying why the packaging cannot be reused). Returns a
+    summary: subset, keep_rule, skipped, n_in, n_out, removed, splits, layouts (dir, n_shards,
+    n_samples, bytes per layout) and the stats rows.
     """
     vdir = Path(version_dir)
     out_root = vdir / STAGE
     keep = keep_decision(vdir)
     fp = _fingerprint(cfg, keep)
-    done = subset_done(out_root, "pub11", cfg.layouts, fp)
+    done, why = subset_status(out_root, "pub11", cfg.layouts, fp)
     if done is not None:
         return summary(out_root, "pub11", cfg.layouts, done, skipped=True)
     if (vdir / COMPLETE_MARKER).exists():
-        raise ValueError(f"version {vdir.name!r} is complete and immutable; package it as a new version")
+        raise ValueError(f"version {vdir.name!r} is complete and immutable, and its pub11 packaging "
+                         f"cannot be reused ({why}); package it as a new version")  # fmt: skip
     with duckdb.connect() as con:
         sources = [
             r[0] for r in con.execute(f"SELECT DISTINCT source FROM ({keep.sql})", keep.params).fetchall()

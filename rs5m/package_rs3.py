@@ -43,7 +43,15 @@ import pyarrow.parquet as pq
 
 from rs5m.build import COMPLETE_MARKER
 from rs5m.fsio import read_done
-from rs5m.packer import MISSING_CAPTION, STAGE, UNREADABLE, Dropped, image_format, package_subset, subset_done
+from rs5m.packer import (
+    MISSING_CAPTION,
+    STAGE,
+    UNREADABLE,
+    Dropped,
+    image_format,
+    package_subset,
+    subset_status,
+)
 from rs5m.packer import summary as packer_summary
 from rs5m.rs3.stage import GEO_COLUMNS, rs3_paths
 from rs5m.shards import PackageConfig, Sample, assign_split
@@ -197,7 +205,8 @@ def package_rs3(version_dir: str | Path, cfg: PackageConfig, version: str | None
 
     Nothing planned (no RS3 source, or no item listed): returns an empty summary and writes nothing.
     Raises ``ValueError`` when partitions are planned but none is captioned yet, or when the version is
-    marked complete and not already packaged with the same config and caption files (then: skipped).
+    marked complete and not already packaged, intact, with the same config and caption files (then:
+    skipped; the intactness check hashes the rs3 shards once, see ``rs5m.packer``).
     Returns ``rs5m.packer.package_subset``'s summary (subset ``rs3``, keep_rule ``rs3.captioned``,
     skipped, n_in, n_out, removed, splits, layouts, stats) plus ``not_captioned``: planned partitions
     without finished captions (not packaged; a later call after they finish repackages).
@@ -217,13 +226,14 @@ def package_rs3(version_dir: str | Path, cfg: PackageConfig, version: str | None
                 "not_captioned": []}  # fmt: skip
     files = [rs3_paths(vdir, "captions", s, p) for s, p in parts]
     fp = _fingerprint(cfg, files)
-    done = subset_done(out_root, SUBSET, cfg.layouts, fp)
+    done, why = subset_status(out_root, SUBSET, cfg.layouts, fp)
     if done is not None:
         return packer_summary(out_root, SUBSET, cfg.layouts, done, skipped=True) | {
             "not_captioned": not_captioned
         }
     if (vdir / COMPLETE_MARKER).exists():
-        raise ValueError(f"version {vdir.name!r} is complete and immutable; package it as a new version")
+        raise ValueError(f"version {vdir.name!r} is complete and immutable, and its rs3 packaging "
+                         f"cannot be reused ({why}); package it as a new version")  # fmt: skip
     n_total = _split_counts(files, cfg) if cfg.n_shards else None
     res = package_subset(
         iter_rs3_samples(vdir, parts), out_root, SUBSET, cfg,

@@ -14,8 +14,12 @@ Contract of ``package_subset`` (PUB11 through ``rs5m.package``; RS3 captions can
 - Outputs under ``<out_root>``: ``<layout>/<subset>-{train,val}-NNNN.tar``, then ``manifest.json`` per
   layout (its ``subsets.<subset>`` entry records keep rule, fingerprint and samples per source), then,
   last, ``_stats/<source>/<subset>.json`` (stage ``package``; ``n_in`` = kept rows, ``n_out`` =
-  written, ``removed`` by reason): the done markers. ``subset_done`` finds a finished packaging with
-  the same fingerprint; ``package_subset`` first deletes whatever an earlier run left for the subset.
+  written, ``removed`` by reason): the done markers. ``subset_status`` / ``subset_done`` find a
+  finished packaging with the same fingerprint that is intact: every manifest and shard entry matches
+  its checksum, and every shard of the subset its recorded size and sha256 (so resuming reads the
+  subset's shards once). Anything else is repackaged: ``package_subset`` first deletes whatever an
+  earlier run left for the subset. A corrupt shard entry of another subset is deleted and that
+  subset's record dropped from the manifest, so its own packaging redoes it.
 - Memory: one sample at a time (plus what the caller's iterator holds).
 """
 
@@ -29,12 +33,12 @@ from typing import Any
 
 from PIL import Image
 
-from rs5m.fsio import PartitionStats, read_done
+from rs5m.fsio import PartitionStats, read_done, warn_corrupt
 from rs5m.images import to_rgb
 from rs5m.schema import Reason
 from rs5m.shards import PackageConfig, Sample, ShardWriter, assign_split, write_manifest
 from rs5m.shards.layouts import OPEN_CLIP_IMAGE_EXTS
-from rs5m.shards.manifest import ENTRY_DIR, read_manifest
+from rs5m.shards.manifest import ENTRY_DIR, MANIFEST_NAME, corrupt_entries, read_manifest, verify_subset
 
 STAGE = "package"
 UNREADABLE = Reason.UNREADABLE_IMAGE.value
@@ -168,21 +172,42 @@ def _stats_path(out_root: Path, subset: str, source: str) -> Path:
     return out_root / "_stats" / source / f"{subset}.json"
 
 
+def subset_status(
+    out_root: Path, subset: str, layouts: list[str], fp: dict[str, Any]
+) -> tuple[list[PartitionStats] | None, str]:
+    """``(stats, "")`` of a finished, intact packaging of ``subset`` with fingerprint ``fp``, else
+    ``(None, why not)``. Intact (module contract) is checked last: ``verify_subset`` hashes each shard
+    of the subset once. A corrupt packaging is logged as a warning naming its first problems."""
+    sources: list[str] = []
+    for layout in layouts:
+        manifest = out_root / layout / MANIFEST_NAME
+        try:
+            entry = read_manifest(manifest.parent).get("subsets", {}).get(subset)
+        except ValueError as exc:
+            if manifest.exists():
+                warn_corrupt(manifest, f"{exc}; the {subset} packaging is not reused")
+            return None, str(exc)
+        if not entry:
+            return None, f"{manifest} has no record of subset {subset}"
+        if entry.get("fingerprint") != fp:
+            return None, f"{manifest}: subset {subset} was packaged from other inputs or config"
+        sources = sorted(entry["sources"])
+    stats = [read_done(_stats_path(out_root, subset, s)) for s in sources]
+    if any(s is None for s in stats):
+        return None, f"a package stats file of subset {subset} is missing or corrupt"
+    for layout in layouts:
+        if problems := verify_subset(out_root / layout, subset):
+            why = f"{subset} shards in {out_root / layout} are corrupt: " + "; ".join(problems[:3])
+            warn_corrupt(out_root / layout / MANIFEST_NAME, f"{why}; the {subset} packaging is not reused")
+            return None, why
+    return [s for s in stats if s is not None], ""
+
+
 def subset_done(
     out_root: Path, subset: str, layouts: list[str], fp: dict[str, Any]
 ) -> list[PartitionStats] | None:
-    """The stats of a finished packaging of ``subset`` with fingerprint ``fp``, else ``None``."""
-    sources: list[str] = []
-    for layout in layouts:
-        try:
-            entry = read_manifest(out_root / layout).get("subsets", {}).get(subset)
-        except ValueError:
-            return None
-        if not entry or entry.get("fingerprint") != fp:
-            return None
-        sources = sorted(entry["sources"])
-    stats = [read_done(_stats_path(out_root, subset, s)) for s in sources]
-    return None if any(s is None for s in stats) else stats  # type: ignore[return-value]
+    """The stats of a finished, intact packaging of ``subset`` with fingerprint ``fp``, else ``None``."""
+    return subset_status(out_root, subset, layouts, fp)[0]
 
 
 def _clear(out_root: Path, subset: str, layouts: list[str]) -> None:
@@ -204,8 +229,15 @@ def _write_manifests(out_root: Path, version: str, subset: str, layouts: list[st
         d = out_root / layout
         try:
             subsets = read_manifest(d).get("subsets", {})
-        except ValueError:
+        except ValueError as exc:
+            if (d / MANIFEST_NAME).exists():
+                warn_corrupt(d / MANIFEST_NAME, f"{exc}; rewritten, other subsets are repackaged")
             subsets = {}
+        for bad in corrupt_entries(d):
+            other = bad.name.split("-", 1)[0]
+            warn_corrupt(bad, f"corrupt shard entry {bad}: deleted, subset {other} is repackaged")
+            bad.unlink()
+            subsets.pop(other, None)
         subsets[subset] = entry
         keep_rule = {name: e["keep_rule"] for name, e in subsets.items()}
         write_manifest(d, version, {"subsets": subsets, "keep_rule": keep_rule, "image_policy": IMAGE_POLICY})

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from rs5m import lineage
 from rs5m.build import COMPLETE_MARKER
 from rs5m.schema import SOURCE_ORDER, Stage
+from rs5m.shards.manifest import read_manifest
 
 RULE_DEDUP = "dedup.dup_keep"
 RULE_OUTLIER = "dedup.dup_keep AND outlier.keep_outlier"
@@ -123,10 +124,12 @@ def _total(counts: dict[tuple[str, str, str], tuple[int, int]], stage: str, idx:
 
 
 def _n_shards(vdir: Path) -> int | None:
+    """Shards over every layout's manifest; ``None`` without manifests or when one fails its checksum."""
     manifests = sorted((vdir / "package").glob("*/manifest.json"))
-    return (
-        sum(json.loads(m.read_text(encoding="utf-8"))["n_shards"] for m in manifests) if manifests else None
-    )
+    try:
+        return sum(int(read_manifest(m.parent)["n_shards"]) for m in manifests) if manifests else None
+    except ValueError:
+        return None
 
 
 def _folder_row(vdir: Path, db: dict[str, Any] | None) -> dict[str, Any]:

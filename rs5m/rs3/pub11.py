@@ -85,8 +85,9 @@ def pub11_meta_partition(
     """Meta-captions and place names for one PUB11 partition; returns [meta_caption, places] stats."""
     out_path, meta_stats_path, places_stats_path = _paths(version_dir, source, part)
     done = read_done(places_stats_path)
-    if done is not None:
-        return [PartitionStats.read(meta_stats_path), done]
+    meta = read_done(meta_stats_path) if done is not None else None
+    if done is not None and meta is not None:
+        return [meta, done]
     rows = pq.read_table(Path(version_dir) / cfg.pub11_stage / source / f"{part}.parquet").to_pylist()
     metas = _meta_captions(rows, source, cfg)
     matcher = place_matcher(cfg.place_min_population)

@@ -3,7 +3,8 @@
 - ``assign_split`` / ``split_keys``: deterministic ~5 % validation split by dedup cluster (else uid).
 - ``write_shards`` / ``ShardWriter``: ``{subset}-{split}-NNNN.tar`` in the ``rs5m`` or ``open_clip``
   layout, byte-deterministic, atomic, each shard's manifest entry written last.
-- ``write_manifest`` / ``verify_manifest``: per-version ``manifest.json`` (counts, bytes, sha256).
+- ``write_manifest`` / ``verify_manifest`` / ``verify_subset``: per-version ``manifest.json`` (counts,
+  bytes, sha256; sealed with a checksum of its own content) and its checks against the shards.
 - ``make_loader``: DataLoader over shards of any layout (incl. the released RS5M tars).
 
 The loader and preprocess names import torch, so they load lazily on first access: packaging code
@@ -17,7 +18,7 @@ from typing import Any
 
 from rs5m.shards.config import LAYOUTS, Layout, PackageConfig
 from rs5m.shards.layouts import Record, make_key
-from rs5m.shards.manifest import ShardInfo, read_manifest, verify_manifest, write_manifest
+from rs5m.shards.manifest import ShardInfo, read_manifest, verify_manifest, verify_subset, write_manifest
 from rs5m.shards.split import assign_split, split_keys, split_keys_of, split_names
 from rs5m.shards.tario import expand_urls, iter_records
 from rs5m.shards.writer import Sample, ShardWriter, shard_name, write_shards
@@ -46,6 +47,7 @@ __all__ = [
     "split_keys_of",
     "split_names",
     "verify_manifest",
+    "verify_subset",
     "write_manifest",
     "write_shards",
 ]

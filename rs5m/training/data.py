@@ -30,7 +30,7 @@ from webdataset.utils import pytorch_worker_info
 
 from rs5m.models import eval_preprocess
 from rs5m.shards.loader import ShardDataset
-from rs5m.shards.manifest import entry_path
+from rs5m.shards.manifest import entry_path, read_entry
 from rs5m.shards.tario import expand_urls, iter_shard_samples
 from rs5m.training.config import CsvSource, DataConfig
 
@@ -50,13 +50,23 @@ def shard_urls(data: DataConfig) -> list[str]:
     return expand_urls(src)
 
 
+def _entry_count(entry: Path) -> int | None:
+    """The sample count of a shard's manifest entry, or ``None`` when the entry fails its checksum."""
+    try:
+        return read_entry(entry).n_samples
+    except ValueError as exc:
+        log.warning("%s", exc)
+        return None
+
+
 def count_samples(urls: list[str]) -> int:
     """Samples in ``urls``: from each shard's manifest entry when present, else by reading the tar."""
     total = 0
     for url in urls:
         entry = entry_path(Path(url).parent, Path(url).name)
-        if "://" not in url and entry.is_file():
-            total += int(json.loads(entry.read_text(encoding="utf-8"))["n_samples"])
+        n = _entry_count(entry) if "://" not in url and entry.is_file() else None
+        if n is not None:
+            total += n
         else:
             log.warning("no manifest entry for %s: counting its samples (set data.num_samples to skip)", url)
             total += sum(1 for _ in iter_shard_samples(url))

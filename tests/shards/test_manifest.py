@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
+from rs5m.fsio import write_sealed_json
 from rs5m.shards import PackageConfig, read_manifest, verify_manifest, write_manifest, write_shards
 
 CFG = PackageConfig(max_samples_per_shard=3, fsync=False)
@@ -61,9 +61,9 @@ def test_truncated_missing_and_stray_shards_are_detected(shard_dir: Path) -> Non
 
 
 def test_wrong_count_and_unreadable_manifest(shard_dir: Path) -> None:
-    m = json.loads((shard_dir / "manifest.json").read_text())
+    m = read_manifest(shard_dir)
     m["shards"][0]["n_samples"] += 1
-    (shard_dir / "manifest.json").write_text(json.dumps(m))
+    write_sealed_json(shard_dir / "manifest.json", m)  # a wrong count under a valid checksum
     assert verify_manifest(shard_dir) == []
     assert verify_manifest(shard_dir, count_samples=True) == ["pub11-train-0000.tar: 3 samples != manifest 4"]
     (shard_dir / "manifest.json").write_text("{not json")
