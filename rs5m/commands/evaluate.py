@@ -31,6 +31,17 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--checkpoint", dest="model_checkpoint", metavar="FILE", help="GeoRSCLIP/open_clip state_dict file"
     )
+    gelu = p.add_mutually_exclusive_group()
+    gelu.add_argument(
+        "--quick-gelu",
+        dest="model_quick_gelu",
+        action="store_const",
+        const=True,
+        help="build the model with QuickGELU (OpenAI-initialised checkpoints; default: detected)",
+    )
+    gelu.add_argument(
+        "--no-quick-gelu", dest="model_quick_gelu", action="store_const", const=False, help="force plain GELU"
+    )
     p.add_argument("--precision", dest="model_precision", choices=["fp32", "fp16", "bf16", "amp"])
     p.add_argument("--label", dest="model_label", metavar="TEXT", help="row name of this model in the table")
     p.add_argument("--device", help="torch device, e.g. cpu or cuda")
@@ -45,6 +56,7 @@ def register(subparsers: Any) -> None:
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("model_name", "model_pretrained", "model_checkpoint", "model_precision", "model_label")
+    keys += ("model_quick_gelu",)
     out: dict[str, Any] = {k: getattr(args, k) for k in keys}
     out.update(device=args.device, batch_size=args.batch_size, workers=args.workers)
     out.update(output_dir=args.output_dir, cache_dir=args.cache_dir)

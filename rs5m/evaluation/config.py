@@ -155,7 +155,7 @@ def _resolve(raw: dict[str, Any], base: Path) -> dict[str, Any]:
     return raw
 
 
-MODEL_OVERRIDES = ("name", "pretrained", "checkpoint", "precision", "label")
+MODEL_OVERRIDES = ("name", "pretrained", "checkpoint", "precision", "label", "quick_gelu")
 
 
 def load_eval_config(path: str | os.PathLike[str], **overrides: Any) -> EvalConfig:

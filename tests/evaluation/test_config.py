@@ -31,6 +31,20 @@ def test_overrides_replace_model_and_top_level_keys(tmp_path: Path) -> None:
     path.write_text("zeroshot: [{name: AID, root: /data/AID}]\nbatch_size: 500\n")
     cfg = load_eval_config(path, model_name="ViT-H-14", model_pretrained="laion2b_s32b_b79k", batch_size=8)
     assert (cfg.model.name, cfg.model.pretrained, cfg.batch_size) == ("ViT-H-14", "laion2b_s32b_b79k", 8)
+    assert cfg.model.quick_gelu is None
+    assert load_eval_config(path, model_quick_gelu=False).model.quick_gelu is False
+
+
+def test_cli_quick_gelu_flags(tmp_path: Path) -> None:
+    from rs5m.cli import build_parser
+    from rs5m.commands.evaluate import _overrides
+
+    parser = build_parser()
+    for argv, want in ([], None), (["--quick-gelu"], True), (["--no-quick-gelu"], False):
+        args = parser.parse_args(["evaluate", "--config", "e.yaml", *argv])
+        assert _overrides(args)["model_quick_gelu"] is want
+    with pytest.raises(SystemExit):
+        parser.parse_args(["evaluate", "--config", "e.yaml", "--quick-gelu", "--no-quick-gelu"])
 
 
 def test_validation_messages(tmp_path: Path) -> None:
