@@ -9,8 +9,11 @@ Contract of ``download_partition``:
   failure counted under its reason).
 - Resume: a valid stats file means done; it is returned without network access. Otherwise shards
   whose img2dataset ``_stats.json`` exists are skipped and the rest are (re)downloaded.
-- ``retry_failed=True`` on a finished partition re-downloads only rows whose reason is transient
-  (``download_timeout``, ``download_transient``) into new shards; a later shard's row wins.
+- ``retry_failed=True`` re-downloads, once, the rows that an earlier run left with a transient reason
+  (``download_timeout``, ``download_transient``) into new shards; a later shard's row wins. Earlier
+  = every shard of a finished partition, or the shards an interrupted run finished before a resumed
+  run completes the partition (so a build stopped during a server outage and rerun with
+  ``--retry-failed`` retries those rows too); a partition started afresh gets no second pass.
 - img2dataset runs in this process (its ``Downloader`` on a thread pool, no process pool, so it works
   inside daemonic Dask workers); every fetch goes through ``rs5m.fetch`` and ``rs5m.netguard``.
 - Politeness: URLs are interleaved by host before sharding so concurrent threads meet different
@@ -317,13 +320,26 @@ def download_partition(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     candidates = _read_candidates(candidates_path)
+    earlier = done_shard_ids(out)  # shards of earlier runs: their transient failures are what a retry retries
     if done is None:
         _run_shards(interleave_by_host(candidates), out, cfg, first_id=0)
-        return _finish(candidates, out, stats_path, cfg, source=source, partition=partition)
-    retry = transient_uids(status_path(out))
-    if not retry:
-        return done
-    Path(stats_path).unlink()  # the partition is not done while its statuses change
-    rows = candidates.filter(pc.is_in(candidates.column("uid"), pa.array(sorted(retry))))
-    _run_shards(interleave_by_host(rows), out, cfg, first_id=max(done_shard_ids(out), default=-1) + 1)
+    retry = _transient_in(collect_status(candidates, out), earlier, cfg) if retry_failed else set()
+    if done is not None:
+        if not retry:
+            return done
+        Path(stats_path).unlink()  # the partition is not done while its statuses change
+    if retry:
+        rows = candidates.filter(pc.is_in(candidates.column("uid"), pa.array(sorted(retry))))
+        first_id = max(done_shard_ids(out), default=-1) + 1
+        _run_shards(interleave_by_host(rows), out, cfg, first_id=first_id)
     return _finish(candidates, out, stats_path, cfg, source=source, partition=partition)
+
+
+def _transient_in(status: pa.Table, shards: set[int], cfg: DownloadConfig) -> set[str]:
+    """Uids of ``status`` rows that failed transiently in one of ``shards`` (by img2dataset's key)."""
+    digits = math.ceil(math.log10(cfg.samples_per_shard))  # img2dataset: key = shard id, then the index
+    found = set()
+    for uid, reason, key in zip(*status.select(["uid", "reason", "key"]).to_pydict().values(), strict=True):
+        if reason in TRANSIENT_REASONS and key and int(key[: len(key) - digits] or 0) in shards:
+            found.add(uid)
+    return found

@@ -12,6 +12,12 @@ Fetch contract (``GuardedFetcher.__call__``): returns img2dataset's ``(key, Byte
 ``error`` is ``"<reason>: <detail>"`` with a reason from ``FETCH_REASONS``; only transient reasons
 (timeouts, HTTP 408/429/5xx, connection resets) are retried, with exponential back-off. At most
 ``per_host_concurrency`` requests run against one host at a time (a semaphore per host name).
+
+Time limits: ``timeout`` bounds each socket operation (connect, every read); ``total_timeout`` bounds
+one attempt as a whole - connect, TLS, status line, headers and body - however the server paces its
+bytes. A watchdog (``Deadline``) shuts the attempt's sockets down when its time is up, so a server
+that drips one byte per read, each within ``timeout``, cannot hold a download thread much past
+``total_timeout``; such an attempt fails with ``download_timeout`` (transient, so retried).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import http.client
 import inspect
 import io
+import socket
 import threading
 import time
 import urllib.request
@@ -27,7 +34,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 from urllib.error import HTTPError, URLError
 
-from rs5m.netguard import Refusal, RefusedError, build_guarded_opener, split_url
+from rs5m.netguard import Refusal, RefusedError, build_guarded_opener, normalise_allowlist, split_url
 from rs5m.schema import Reason
 
 DOWNLOAD_FAILED = Reason.DOWNLOAD_FAILED.value
@@ -92,12 +99,75 @@ def classify_error(exc: BaseException) -> tuple[str, str]:
     return DOWNLOAD_FAILED, f"{type(exc).__name__}: {exc}"
 
 
+class Deadline:
+    """A watchdog for one fetch attempt: ``seconds`` after creation it shuts down every watched socket.
+
+    ``watch(sock)`` is the opener's ``on_connect`` hook. It keeps a duplicate descriptor of the socket:
+    ``shutdown`` acts on the connection, not the descriptor, so shutting the duplicate down ends every
+    blocked or later read on the original (plain or TLS-wrapped), and the duplicate is closed only here,
+    so the watchdog can never hit a reused descriptor. ``expired`` tells whether it fired; ``close()``
+    (idempotent) stops the timer and releases the duplicates. Use it as a context manager.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._closed = False
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.name = "rs5m-fetch-deadline"
+        self._timer.daemon = True
+        self._timer.start()
+
+    def watch(self, sock: socket.socket) -> None:
+        """Shut ``sock`` down once the deadline passes (at once if it already has)."""
+        dup = sock.dup()
+        with self._lock:
+            if not self._closed:
+                self._socks.append(dup)
+                if self.expired:
+                    _shutdown(dup)
+                return
+        dup.close()
+
+    def _expire(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self.expired = True
+            for sock in self._socks:
+                _shutdown(sock)
+
+    def close(self) -> None:
+        """Stop the watchdog and close the duplicate descriptors."""
+        self._timer.cancel()
+        with self._lock:
+            self._closed = True
+            socks, self._socks = self._socks, []
+        for sock in socks:
+            sock.close()
+
+    def __enter__(self) -> Deadline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already closed by the peer: nothing left to stop
+        pass
+
+
 class GuardedFetcher:
     """Fetches URLs through the egress guard with a per-host concurrency cap and size/time limits."""
 
     def __init__(self, cfg: FetchSettings) -> None:
         self._cfg = cfg
-        self._opener = build_guarded_opener(cfg.allow_hosts, max_redirects=cfg.max_redirects)
+        self._allow = normalise_allowlist(cfg.allow_hosts)
         self._slots: dict[str, threading.BoundedSemaphore] = {}
         self._lock = threading.Lock()
 
@@ -125,7 +195,7 @@ class GuardedFetcher:
         return key, None, str(error)
 
     def fetch(self, url: str, user_agent_token: str | None, directives: set[str] | None) -> bytes:
-        """Return the body of ``url`` or raise ``FetchError``."""
+        """Return the body of ``url`` or raise ``FetchError``; one attempt, within ``total_timeout``."""
         parsed = split_url(url)
         if isinstance(parsed, Refusal):
             raise FetchError(parsed.reason, parsed.detail)
@@ -133,19 +203,27 @@ class GuardedFetcher:
             f"Mozilla/5.0 (compatible; {user_agent_token or 'rs5m'}; +https://github.com/rom1504/img2dataset)"
         )
         request = urllib.request.Request(url, headers={"User-Agent": agent})
-        with self._host_slot(parsed[1]):
-            deadline = time.monotonic() + self._cfg.total_timeout
+        cfg = self._cfg
+        with self._host_slot(parsed[1]), Deadline(cfg.total_timeout) as deadline:
+            opener = build_guarded_opener(
+                self._allow, max_redirects=cfg.max_redirects, on_connect=deadline.watch
+            )
             try:
-                with self._opener.open(request, timeout=self._cfg.timeout) as response:
+                with opener.open(request, timeout=cfg.timeout) as response:
                     if directives and _is_disallowed(response.headers, user_agent_token, directives):
                         raise FetchError(DISALLOWED_BY_HEADER, "X-Robots-Tag opt-out")
-                    return self._read(response, deadline)
+                    body = self._read(response, deadline)
             except FetchError:
                 raise
             except Exception as exc:  # every other failure of one URL becomes a counted reason
+                if deadline.expired:  # the watchdog's shutdown surfaces as a reset, EOF or bad status
+                    raise FetchError(DOWNLOAD_TIMEOUT, f"not done within {cfg.total_timeout}s") from exc
                 raise FetchError(*classify_error(exc)) from exc
+            if deadline.expired:  # a body without Content-Length that the shutdown cut short
+                raise FetchError(DOWNLOAD_TIMEOUT, f"not done within {cfg.total_timeout}s")
+        return body
 
-    def _read(self, response: Any, deadline: float) -> bytes:
+    def _read(self, response: Any, deadline: Deadline) -> bytes:
         cfg = self._cfg
         declared = response.headers.get("Content-Length")
         if declared and declared.isdigit() and int(declared) > cfg.max_bytes:
@@ -155,7 +233,7 @@ class GuardedFetcher:
             body += chunk
             if len(body) > cfg.max_bytes:
                 raise FetchError(RESPONSE_TOO_LARGE, f"body > {cfg.max_bytes} bytes")
-            if time.monotonic() > deadline:
+            if deadline.expired:
                 raise FetchError(DOWNLOAD_TIMEOUT, f"not done within {cfg.total_timeout}s")
         if len(body) < cfg.min_bytes:
             raise FetchError(RESPONSE_TOO_SMALL, f"{len(body)} bytes < {cfg.min_bytes}")

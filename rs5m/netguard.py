@@ -11,8 +11,10 @@ Contract:
 - The opener from ``build_guarded_opener`` resolves the host once, checks every address, and connects
   only to a checked address (no second lookup, so DNS rebinding between check and connect is moot).
   Every redirect hop is checked before it is followed; a refused hop raises ``redirect_refused``.
-  It has no proxy, file, ftp or data handlers: environment proxies are ignored on purpose, since the
-  check must see the real destination.
+  Its ``on_connect`` hook, when given, sees every connected socket (before any TLS handshake), so a
+  caller can enforce a deadline on the whole exchange (``rs5m.fetch`` does). It has no proxy, file,
+  ftp or data handlers: environment proxies are ignored on purpose, since the check must see the real
+  destination.
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ from __future__ import annotations
 import ipaddress
 import socket
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from http.client import HTTPConnection, HTTPSConnection
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from rs5m.schema import Reason
@@ -33,6 +35,7 @@ REFUSED_HOST = Reason.REFUSED_HOST.value
 REDIRECT_REFUSED = Reason.REDIRECT_REFUSED.value
 
 _SCHEMES = {"http": 80, "https": 443}
+SocketHook = Callable[[socket.socket], None]
 
 
 class Refusal(NamedTuple):
@@ -162,37 +165,53 @@ def guarded_connect(
     raise last or OSError(f"no address for {host}")
 
 
+def _connector(allow: frozenset[str], on_connect: SocketHook | None) -> Callable[..., socket.socket]:
+    def connect(*args: Any, **kwargs: Any) -> socket.socket:
+        sock = guarded_connect(*args, allow=allow, **kwargs)
+        if on_connect is not None:
+            try:
+                on_connect(sock)
+            except BaseException:
+                sock.close()
+                raise
+        return sock
+
+    return connect
+
+
 class _GuardedHTTPConnection(HTTPConnection):
-    def __init__(self, *args, allow: frozenset[str], **kwargs) -> None:
+    def __init__(self, *args, allow: frozenset[str], on_connect: SocketHook | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._create_connection = partial(guarded_connect, allow=allow)
+        self._create_connection = _connector(allow, on_connect)
 
 
 class _GuardedHTTPSConnection(HTTPSConnection):
     # HTTPSConnection.connect() calls HTTPConnection.connect(), which uses _create_connection, and
     # then wraps the socket with server_hostname=self.host, so SNI and certificate checks still
     # use the name while the TCP connection goes to the checked address.
-    def __init__(self, *args, allow: frozenset[str], **kwargs) -> None:
+    def __init__(self, *args, allow: frozenset[str], on_connect: SocketHook | None = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._create_connection = partial(guarded_connect, allow=allow)
+        self._create_connection = _connector(allow, on_connect)
 
 
 class _GuardedHTTPHandler(urllib.request.HTTPHandler):
-    def __init__(self, allow: frozenset[str]) -> None:
+    def __init__(self, allow: frozenset[str], on_connect: SocketHook | None) -> None:
         super().__init__()
-        self._allow = allow
+        self._allow, self._on_connect = allow, on_connect
 
     def http_open(self, req: urllib.request.Request):
-        return self.do_open(partial(_GuardedHTTPConnection, allow=self._allow), req)
+        conn = partial(_GuardedHTTPConnection, allow=self._allow, on_connect=self._on_connect)
+        return self.do_open(conn, req)
 
 
 class _GuardedHTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, allow: frozenset[str]) -> None:
+    def __init__(self, allow: frozenset[str], on_connect: SocketHook | None) -> None:
         super().__init__()
-        self._allow = allow
+        self._allow, self._on_connect = allow, on_connect
 
     def https_open(self, req: urllib.request.Request):
-        return self.do_open(partial(_GuardedHTTPSConnection, allow=self._allow), req, context=self._context)
+        conn = partial(_GuardedHTTPSConnection, allow=self._allow, on_connect=self._on_connect)
+        return self.do_open(conn, req, context=self._context)
 
 
 class _GuardedRedirectHandler(urllib.request.HTTPRedirectHandler):
@@ -209,14 +228,18 @@ class _GuardedRedirectHandler(urllib.request.HTTPRedirectHandler):
 
 
 def build_guarded_opener(
-    allow_hosts: Iterable[str] = (), *, max_redirects: int = 5
+    allow_hosts: Iterable[str] = (), *, max_redirects: int = 5, on_connect: SocketHook | None = None
 ) -> urllib.request.OpenerDirector:
-    """Return an opener for http(s) only that applies the egress rules to every connection and hop."""
+    """Return an opener for http(s) only that applies the egress rules to every connection and hop.
+
+    ``on_connect(sock)`` is called with each newly connected TCP socket (every redirect hop's too),
+    before TLS; if it raises, the socket is closed and the error ends the request.
+    """
     allow = normalise_allowlist(allow_hosts)
     opener = urllib.request.OpenerDirector()
     for handler in (
-        _GuardedHTTPHandler(allow),
-        _GuardedHTTPSHandler(allow),
+        _GuardedHTTPHandler(allow, on_connect),
+        _GuardedHTTPSHandler(allow, on_connect),
         urllib.request.HTTPDefaultErrorHandler(),
         _GuardedRedirectHandler(allow, max_redirects),
         urllib.request.HTTPErrorProcessor(),

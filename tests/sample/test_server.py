@@ -117,3 +117,39 @@ def test_world_fetch_faults_through_the_guard(image_world: Path) -> None:
         data = fetcher.fetch(bomb.replace(fix, addr.base_url), None, None)
     assert len(data) < 200_000
     assert check_image(data, ValidityConfig()).reason == "too_many_pixels"
+
+
+@pytest.mark.parametrize("mode", ["reset", "stall"])
+def test_outage_breaks_the_first_requests_then_recovers(root: Path, mode: str) -> None:
+    """An outage breaks exactly its first N requests (RST or silence), counted, then files serve again."""
+    url_path = "/laion2b/00001.jpg"
+    with serve_images(root, outage={"mode": mode, "requests": 2}, faults={url_path: [503]}) as addr:
+        fetcher = GuardedFetcher(DownloadConfig(allow_hosts=[addr.base_url[7:]], timeout=0.5, retries=0))
+        reasons = []
+        for _ in range(2):
+            with pytest.raises(FetchError) as caught:
+                fetcher.fetch(addr.base_url + url_path, None, None)
+            reasons.append((caught.value.reason, str(caught.value)))
+        with pytest.raises(FetchError, match="HTTP 503"):  # the planted fault was not consumed by the outage
+            fetcher.fetch(addr.base_url + url_path, None, None)
+        assert fetcher.fetch(addr.base_url + url_path, None, None) == b"\xff\xd8fake-jpeg\xff\xd9"
+        t0 = time.monotonic()
+    assert time.monotonic() - t0 < 5  # stalled handlers do not hold the shutdown
+    want = "download_transient" if mode == "reset" else "download_timeout"
+    assert [r for r, _ in reasons] == [want, want], reasons
+    if mode == "reset":
+        assert all("ConnectionResetError" in detail for _, detail in reasons), reasons
+    assert addr.outage_log == {url_path: 2} and addr.request_log[url_path] == 4
+
+
+def test_outage_spec_is_checked(root: Path) -> None:
+    bad_specs = [
+        {"mode": "flap", "requests": 1},
+        {"mode": "reset", "requests": -1},
+        {"mode": "stall"},
+        {"mode": "reset", "requests": 1, "colour": "red"},
+    ]
+    for bad in bad_specs:
+        with pytest.raises(ValueError, match="outage must be"):
+            with serve_images(root, outage=bad):
+                pass
