@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import dask
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture, as_completed
 from prefect_dask import DaskTaskRunner
 from pydantic import BaseModel, Field
 
 from flows.rs3 import rs3
-from rs5m.build import lineage_db
+from rs5m.build import lineage_db, refuse_retry_of_complete
 from rs5m.config import BuildConfig, DaskConfig, load_build_config
+from rs5m.locks import Holder, version_lock
 from rs5m.sample import sample_server
 from rs5m.stages import plan_inputs
 from tasks.build import (
@@ -47,6 +49,13 @@ class BuildParams(BaseModel):
         "('latest' = the newest "
         "complete version)",
     )
+    wait_lock: float = Field(
+        default=0,
+        ge=0,
+        le=7 * 24 * 3600,
+        description="Seconds to wait while another build of this version holds its lock "
+        "(0 = refuse at once); not part of the config hash",
+    )
     handoff: list[str] = Field(
         default_factory=list,
         description="Deployments to start when the build completes (e.g. train-georsclip/full), "
@@ -55,9 +64,15 @@ class BuildParams(BaseModel):
 
 
 def task_runner(cfg: DaskConfig) -> DaskTaskRunner:
-    """A DaskTaskRunner on an existing scheduler, or on a temporary LocalCluster."""
+    """A DaskTaskRunner on an existing scheduler, or on a temporary LocalCluster (workers not profiling)."""
     if cfg.address:
         return DaskTaskRunner(address=cfg.address)
+    # A worker's statistical profiler calls sys._current_frames() every 10 ms. On CPython 3.11 that holds
+    # the runtime's thread-list lock while allocating; a GC there that finalises a socket releases the GIL,
+    # and a thread exiting meanwhile (the download stage ends many) takes the GIL and waits for that lock:
+    # the build hangs for good (seen here; distributed itself skips its loop profiler on 3.11 for this).
+    # Set in this process: in-process workers read it, and nannies hand it to worker processes.
+    dask.config.set({"distributed.worker.profile.enabled": False})
     kwargs = {
         "n_workers": cfg.n_workers,
         "threads_per_worker": cfg.threads_per_worker,
@@ -101,13 +116,32 @@ def pub11(cfg: BuildConfig, retry_failed: bool = False) -> list[dict]:
 
 @flow(name="build-rs5m")
 def build_rs5m(params: BuildParams | None = None) -> list[dict]:
-    """Build one dataset version and return its PUB11 funnel rows."""
+    """Build one dataset version and return its PUB11 funnel rows.
+
+    Holds the version's build lock (``rs5m.locks``) throughout: while another process builds the same
+    version under the same root, raise ``VersionLocked`` at once, or after waiting ``wait_lock`` s.
+    """
     params = params or BuildParams()
     cfg = load_build_config(
         params.config, root=params.root, version=params.version, dask_address=params.dask_address
     )
     logger = get_run_logger()
+
+    def waiting(holder: Holder | None) -> None:
+        who = holder.describe() if holder else "another process"
+        logger.info("version %s is being built by %s; waiting up to %g s", cfg.version, who, params.wait_lock)
+
+    # Before anything is written (version folder, lineage, the sample server's port); a second build of
+    # the version fails here with VersionLocked, leaving the first one's version and status alone.
+    with version_lock(cfg.root, cfg.version, wait_s=params.wait_lock, on_wait=waiting):
+        return _build(cfg, params)
+
+
+def _build(cfg: BuildConfig, params: BuildParams) -> list[dict]:
+    logger = get_run_logger()
     logger.info("building version %s under %s", cfg.version, cfg.version_dir())
+    if params.retry_failed:
+        refuse_retry_of_complete(cfg)
     prepare_version(cfg)
     if params.base_version:
         seed_from_base(cfg, params.base_version)

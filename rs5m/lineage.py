@@ -1,6 +1,9 @@
 """Lineage store in DuckDB: per-partition stage counts, removal reasons, versions, and the funnel view.
 
-One writer: only ``load_version`` and ``set_version_status`` open the database read-write, briefly.
+One writer: DuckDB lets one process at a time open the file read-write, and a writer also keeps
+read-only openers out (readers only keep writers out). ``load_version`` and ``set_version_status`` (and
+the rating store) open it read-write, briefly; ``connect`` waits with backoff while another process holds
+it (``LINEAGE_WAIT_S``, or ``$RS5M_LINEAGE_WAIT_S``) and then raises ``LineageBusy`` naming the file.
 Tables: ``versions``, ``stage_stats`` (one row per version/stage/partition), ``stage_reasons`` (removed
 rows per reason), ``keyword_hits``. Views: ``funnel`` (the RS5M PUB11 table, per version) and
 ``reasons``. Per-sample decisions stay in parquet and are read by ``rs5m.why``.
@@ -10,6 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -55,16 +61,77 @@ CREATE OR REPLACE VIEW funnel AS
 """
 
 
-def connect(db_path: str | Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the lineage database (creating tables and views when writable)."""
+LINEAGE_WAIT_S = 120.0  # default wait for another process's hold on the file; $RS5M_LINEAGE_WAIT_S wins
+
+log = logging.getLogger(__name__)
+
+
+class LineageBusy(ValueError):
+    """Another process held the lineage database for the whole wait. A ``ValueError``: one CLI line."""
+
+
+def _is_lock_conflict(exc: duckdb.Error) -> bool:
+    # DuckDB 2.0: IOException 'Could not set lock on file "...": Conflicting lock is held in ... (PID n)'
+    return isinstance(exc, duckdb.IOException) and "could not set lock" in str(exc).lower()
+
+
+def _wait_s(wait_s: float | None) -> float:
+    if wait_s is not None:
+        return wait_s
+    env = os.environ.get("RS5M_LINEAGE_WAIT_S", "")
+    try:
+        return float(env) if env else LINEAGE_WAIT_S
+    except ValueError:
+        raise ValueError(f"RS5M_LINEAGE_WAIT_S={env!r} is not a number of seconds") from None
+
+
+def _open(db_path: Path, read_only: bool, wait_s: float | None) -> duckdb.DuckDBPyConnection:
+    limit, start, delay, told = _wait_s(wait_s), time.monotonic(), 0.05, False
+    while True:
+        try:
+            return duckdb.connect(str(db_path), read_only=read_only)
+        except duckdb.Error as exc:
+            if not _is_lock_conflict(exc):
+                raise
+            waited = time.monotonic() - start
+            if waited >= limit:
+                mode = "read" if read_only else "write"
+                raise LineageBusy(
+                    f"cannot open the lineage database {db_path} to {mode}: another process held it for "
+                    f"{limit:g} s ({exc}); retry when it is done, or raise RS5M_LINEAGE_WAIT_S"
+                ) from exc
+            if not told:
+                log.warning(
+                    "lineage database %s is held by another process; waiting up to %g s", db_path, limit
+                )
+                told = True
+            # short steps: a writer such as the rating store lets go between requests, so gaps are short
+            time.sleep(min(delay, limit - waited))
+            delay = min(delay * 1.5, 0.5)
+
+
+def connect(
+    db_path: str | Path, read_only: bool = False, wait_s: float | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Open the lineage database (creating tables and views when writable).
+
+    While another process holds the file in a conflicting mode (a writer keeps everyone out, a reader
+    keeps writers out), retry with backoff for up to ``wait_s`` seconds (default ``$RS5M_LINEAGE_WAIT_S``
+    or ``LINEAGE_WAIT_S``), then raise ``LineageBusy`` naming the file. ``FileNotFoundError`` when
+    reading a database that does not exist. Writers should close the connection as soon as they are done.
+    """
     db_path = Path(db_path)
     if read_only:
         if not db_path.exists():
             raise FileNotFoundError(f"no lineage database at {db_path}; run `rs5m build` first")
-        return duckdb.connect(str(db_path), read_only=True)
+        return _open(db_path, True, wait_s)
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(db_path))
-    con.execute(_DDL)
+    con = _open(db_path, False, wait_s)
+    try:
+        con.execute(_DDL)
+    except BaseException:
+        con.close()
+        raise
     return con
 
 

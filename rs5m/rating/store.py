@@ -11,8 +11,8 @@ Tables (created on first use, beside the lineage tables):
 
 Concurrency: ``RatingStore`` owns the only connection, in one worker thread; every read and write
 is a function queued to that thread, so concurrent requests are serialised, never lost. The
-connection is closed after ``idle_close_s`` without work so a build or ``rs5m funnel`` can open the
-file between ratings; opening retries while another process holds the lock.
+connection is closed after ``idle_close_s`` (half a second) without work, so a build or ``rs5m funnel``,
+which wait for the file, get it between a rater's clicks; opening retries while another process holds it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import concurrent.futures
 import datetime as dt
 import queue
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -60,27 +59,25 @@ def _now() -> dt.datetime:
 
 def open_db(db_path: Path, lock_wait_s: float = 10.0) -> duckdb.DuckDBPyConnection:
     """Open the lineage DB read-write with the rating tables; ``StoreBusy`` after ``lock_wait_s`` of locks."""
-    deadline = time.monotonic() + lock_wait_s
-    while True:
-        try:
-            con = lineage.connect(db_path)
-            con.execute(RATING_DDL)
-            return con
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower():
-                raise
-            if time.monotonic() >= deadline:
-                raise StoreBusy(
-                    f"the lineage database {db_path} is locked by another process (a build?); "
-                    "try again when it is done"
-                ) from exc
-            time.sleep(0.2)
+    try:
+        con = lineage.connect(db_path, wait_s=lock_wait_s)
+    except lineage.LineageBusy as exc:
+        raise StoreBusy(
+            f"the lineage database {db_path} is locked by another process (a build?); "
+            "try again when it is done"
+        ) from exc
+    try:
+        con.execute(RATING_DDL)
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 class RatingStore:
     """One worker thread that owns the DB connection; callers queue ``fn(con, *args)``."""
 
-    def __init__(self, db_path: str | Path, idle_close_s: float = 5.0, lock_wait_s: float = 10.0) -> None:
+    def __init__(self, db_path: str | Path, idle_close_s: float = 0.5, lock_wait_s: float = 10.0) -> None:
         self.db_path = Path(db_path)
         self._idle = idle_close_s
         self._lock_wait = lock_wait_s

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -113,16 +114,27 @@ def cli_build_cmd(config: Path, root: Path, version: str = VERSION, *args: str) 
 def cli_build(
     config: Path, root: Path, version: str = VERSION, *args: str, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``rs5m build`` in a child process and wait; stdout/stderr are captured as text."""
-    return subprocess.run(
+    """Run ``rs5m build`` in a child process and wait; stdout/stderr are captured as text.
+
+    The child runs in its own session: on a timeout its whole process group (its Prefect API server,
+    Dask workers) is killed, not only the child.
+    """
+    proc = subprocess.Popen(
         cli_build_cmd(config, root, version, *args),
         cwd=REPO,
         env=cli_env(),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
-        check=False,
+        start_new_session=True,
     )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def kept_uids(version_dir: Path) -> frozenset[str]:
