@@ -150,13 +150,13 @@ def _build(cfg: BuildConfig, params: BuildParams) -> list[dict]:
             pub11.with_options(task_runner=task_runner(cfg.dask))(cfg, params.retry_failed)
         if cfg.rs3 is not None:  # after pub11: PUB11 meta-captions read its keyword candidates
             rs3.with_options(task_runner=task_runner(cfg.dask))(cfg.rs3, str(cfg.version_dir()))
+        package_shards(cfg)
+        if cfg.rs3 is not None:  # after the PUB11 shards: both update the same manifests
+            package_rs3_shards(cfg)
     except BaseException:
         load_lineage(cfg)  # what finished is still counted, so the funnel shows how far it got
         finish_version(cfg, status="failed")
         raise
-    package_shards(cfg)
-    if cfg.rs3 is not None:  # after the PUB11 shards: both update the same manifests
-        package_rs3_shards(cfg)
     load_lineage(cfg)
     rows = publish_funnel(cfg)
     if cfg.rs3 is not None:

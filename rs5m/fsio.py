@@ -39,6 +39,10 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, final)
+    except OSError as exc:
+        if exc.filename is None:  # a failed write knows no path; the CLI's disk-full message names it
+            exc.filename = str(final)
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

@@ -23,7 +23,7 @@ def test_env_file_is_git_ignored(tmp_path: Path) -> None:
     assert subprocess.run(["git", "check-ignore", "-q", ".env.example"], cwd=ROOT).returncode == 1
 
 
-@pytest.mark.parametrize("name", ["v'1", "v\"; DROP TABLE x; --", "v']) UNION SELECT 1 --"])
+@pytest.mark.parametrize("name", ["v'1", 'v"; DROP TABLE x; --', "v']) UNION SELECT 1 --"])
 def test_why_reads_a_version_folder_with_quotes_in_its_path(tmp_path: Path, name: str) -> None:
     vdir = tmp_path / name
     part = vdir / "ingest" / "laion2b"

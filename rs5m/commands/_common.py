@@ -22,6 +22,7 @@ def prefect_env(root: str | Path) -> None:
     """Set Prefect defaults for a local run (a user's own settings win); a home under the data root."""
     for key, val in PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, val)
+    Path(root).mkdir(parents=True, exist_ok=True)  # Prefect cannot create its home under a missing root
     os.environ.setdefault("PREFECT_HOME", str(Path(root).resolve() / ".prefect"))
 
 

@@ -7,13 +7,18 @@ Contract:
   give byte-identical shards.
 - A shard is written to a temporary name, fsynced, renamed into place, and only then is its manifest
   entry ``_manifest/<shard>.json`` written: an entry exists only for a complete shard.
-- If writing fails, the shard in progress is deleted; shards already closed stay valid.
+- If writing fails (a full disk: ``ENOSPC``, ``EDQUOT``, ``EFBIG``, or any other error), the shard in
+  progress is aborted: its temp file is deleted (or, where even that fails, truncated and logged; temp
+  names start with ``.`` and end in ``.tmp``, so no reader or manifest takes them for shards), it gets
+  no manifest entry, and an ``OSError`` without a file name gets the shard's path. Shards already
+  closed stay valid; a shard whose entry cannot be written is deleted again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import re
 import tarfile
@@ -30,6 +35,7 @@ from rs5m.shards.manifest import ShardInfo, entry_path, write_entry
 
 _SAFE_PART = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 _BLOCK = tarfile.BLOCKSIZE
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -70,6 +76,22 @@ class _HashingFile:
         return self.raw.write(b)
 
 
+def _release(path: Path, exc: OSError) -> None:
+    """Free a file of an aborted shard that could not be deleted (truncate it), and log it; never raises."""
+    try:
+        os.truncate(path, 0)
+        outcome = "truncated it to 0 bytes instead"
+    except OSError as exc2:
+        outcome = f"could not truncate it either ({exc2})"
+    log.warning("could not delete %s of an aborted shard (%s); %s", path, exc, outcome)
+
+
+def _name_path(exc: OSError, path: Path) -> None:
+    """Give an ``OSError`` raised by a write (which knows no file name) the shard's path."""
+    if exc.filename is None:
+        exc.filename = str(path)
+
+
 class _OpenShard:
     """One shard being written: a temp file, its hash wrapper and the tar stream on top."""
 
@@ -101,15 +123,19 @@ class _OpenShard:
         return self.hfile.n, self.hfile.sha.hexdigest()
 
     def abort(self) -> None:
+        """Close and delete the temp file; never raises, so the error that caused the abort surfaces."""
+        # closing the tar flushes its buffer into the temp file we delete next; left open, it would
+        # flush later from __del__ into a closed file. On a full disk both flushes fail again: the
+        # buffered writer still closes its descriptor, so the failure only needs swallowing.
+        for close in (self.tar.close, self.file.close):
+            try:
+                close()
+            except OSError:
+                pass
         try:
-            # closing the tar flushes its buffer into the temp file we delete next; left open, it
-            # would flush later from __del__ into a closed file
-            self.tar.close()
-        except OSError:
-            pass
-        finally:
-            self.file.close()
             self.tmp.unlink(missing_ok=True)
+        except OSError as exc:
+            _release(self.tmp, exc)
 
 
 class ShardWriter:
@@ -161,7 +187,14 @@ class ShardWriter:
             name = shard_name(self.subset, self.split, self.index)
             entry_path(self.out_dir, name).unlink(missing_ok=True)
             self._open = _OpenShard(self.out_dir / name, self.cfg.tar_mtime)
-        self._open.add(members)
+        try:
+            self._open.add(members)
+        except BaseException as exc:
+            # a member half written leaves the tar unusable: the shard cannot be continued
+            if isinstance(exc, OSError):
+                _name_path(exc, self._open.final)
+            self.abort()
+            raise
         self._keys.add(key)
 
     def _close_current(self) -> None:
@@ -170,11 +203,23 @@ class ShardWriter:
             return
         try:
             n_bytes, sha = cur.commit(self.cfg.fsync)
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, OSError):
+                _name_path(exc, cur.final)
             cur.abort()
             raise
         info = ShardInfo(cur.final.name, self.subset, self.split, self.layout, cur.n, n_bytes, sha)
-        write_entry(self.out_dir, info)
+        try:
+            write_entry(self.out_dir, info)
+        except BaseException as exc:
+            if isinstance(exc, OSError):
+                _name_path(exc, entry_path(self.out_dir, info.name))
+            # a shard without its entry is not done; leave no finished-looking tar behind
+            try:
+                cur.final.unlink(missing_ok=True)
+            except OSError as exc2:
+                _release(cur.final, exc2)
+            raise
         self.shards.append(info)
         self.index += 1
 
@@ -184,7 +229,7 @@ class ShardWriter:
         return self.shards
 
     def abort(self) -> None:
-        """Delete the shard in progress (closed shards stay)."""
+        """Delete the shard in progress (closed shards stay); never raises."""
         cur, self._open = self._open, None
         if cur is not None:
             cur.abort()
