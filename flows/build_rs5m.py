@@ -102,10 +102,10 @@ def pub11(cfg: BuildConfig, retry_failed: bool = False) -> list[dict]:
     partitions = [(s["source"], str(vdir / out)) for s in ingested for out in s["extra"]["outputs"]]
     keyword = filter_keywords.submit(cfg, partitions).result()
     parts = [(s["source"], s["partition"]) for s in keyword]
-    downloads = [download_images.submit(cfg, source, part, retry_failed) for source, part in parts]
-    wait_all(downloads, "download")
-    checks = [check_images.submit(cfg, source, part) for source, part in parts]
-    wait_all(checks, "validity")
+    # No future is kept past its stage: Dask recomputes a lost worker's held results, and a download
+    # rerun after validity (with retry_failed, a second retry pass) would change its input under it.
+    wait_all([download_images.submit(cfg, source, part, retry_failed) for source, part in parts], "download")
+    wait_all([check_images.submit(cfg, source, part) for source, part in parts], "validity")
     dedup_images.submit(cfg).result()
     vdir, sources = str(cfg.version_dir()), sorted({s.name for s in cfg.sources})
     wait_all(submit_scoring(vdir, parts, cfg.scoring, cfg.detector), "scoring")

@@ -58,7 +58,13 @@ def refuse_retry_of_complete(cfg: BuildConfig) -> None:
 
 
 def mark_complete(cfg: BuildConfig) -> None:
-    """Mark the version complete (written last, after the lineage load)."""
+    """Mark the version complete (written last, after the lineage load).
+
+    Temporary files of writes cut off by a killed worker (``atomic_path``'s ``.<name>.*.tmp``, never
+    read) are removed first, so a complete version holds only its outputs.
+    """
+    for tmp in cfg.version_dir().rglob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
     _write_if_changed(cfg.version_dir() / COMPLETE_MARKER, {"config_hash": cfg.config_hash()})
 
 

@@ -160,6 +160,19 @@ class PartitionStats:
         return stats
 
 
+def file_digest(path: str | os.PathLike[str]) -> str | None:
+    """sha256 of a file's bytes, ``None`` when it does not exist.
+
+    A stage records the digest of the stats file of its input (its upstream) and counts as done only
+    while that digest is unchanged: a rerun that changed the input (``--retry-failed`` fetching rows
+    again, a partition redone) makes every later stage of it run again instead of trusting stale work.
+    """
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
 def read_done(path: str | os.PathLike[str]) -> PartitionStats | None:
     """Return the stats of a finished partition, or ``None`` if it is not validly marked done.
 

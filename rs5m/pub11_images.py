@@ -14,6 +14,7 @@ returns its stats; a partition whose stats file exists is not redone.
 
 from __future__ import annotations
 
+import hashlib
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +26,7 @@ import pyarrow.parquet as pq
 
 from rs5m.dedup import DedupConfig, cluster_duplicates, hash_partition
 from rs5m.download import DownloadConfig, download_partition, status_path
-from rs5m.fsio import PartitionStats, read_done, write_parquet
+from rs5m.fsio import PartitionStats, file_digest, read_done, write_parquet
 from rs5m.images import ValidityConfig, check_partition
 from rs5m.schema import Stage
 
@@ -103,8 +104,9 @@ def validate_partition(
     Memory is bounded by one download partition's images.
     """
     marker = stats_path(version_dir, Stage.VALIDITY, source, part)
+    upstream = file_digest(stats_path(version_dir, Stage.DOWNLOAD, source, part))
     done = read_done(marker)
-    if done is not None:
+    if done is not None and done.extra.get("upstream") == upstream:
         return done
     images = _downloaded_images(version_dir, source, part)
     checked = check_partition(images, vcfg)
@@ -113,6 +115,7 @@ def validate_partition(
     table = images.drop_columns(["image"]).join(checked, "uid").join(hashes, "uid", join_type="left outer")
     write_parquet(version_dir / Stage.VALIDITY.value / source / f"{part}.parquet", table.sort_by("uid"))
     stats = PartitionStats(stage=Stage.VALIDITY.value, source=source, partition=part, n_in=images.num_rows)
+    stats.extra = {"upstream": upstream}
     stats.n_out = int(pc.sum(valid_mask).as_py() or 0)
     for reason in checked.column("invalid_reason").drop_null().to_pylist():
         stats.remove(reason)
@@ -120,15 +123,26 @@ def validate_partition(
     return stats
 
 
+def _validity_digest(version_dir: Path, sources: list[str]) -> str:
+    """One digest over the validity stats files of ``sources`` (the dedup barrier's input)."""
+    files = sorted(
+        p for s in sources for p in (version_dir / Stage.VALIDITY.value / "_stats" / s).glob("*.json")
+    )
+    parts = [f"{p.relative_to(version_dir)}={file_digest(p)}" for p in files]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
 def run_dedup(version_dir: Path, sources: list[str], cfg: DedupConfig) -> list[PartitionStats]:
     """The global barrier: cluster every valid image of every source, write decisions, then stats.
 
     ``sources`` lists every source of the build, so a source with no valid image still gets a
-    (zero) stats row. When every source's stats file exists the barrier is done and is not rerun.
+    (zero) stats row. When every source's stats file exists and was made from the same validity stats
+    files (``extra["upstream"]``) the barrier is done and is not rerun.
     """
     markers = [stats_path(version_dir, Stage.DEDUP, source, "global") for source in sources]
+    upstream = _validity_digest(version_dir, sources)
     done = [read_done(m) for m in markers]
-    if all(d is not None for d in done):
+    if all(d is not None and d.extra.get("upstream") == upstream for d in done):
         return done
     files = sorted((version_dir / Stage.VALIDITY.value).glob("*/*.parquet"))
     files = [f for f in files if f.parent.name != "_stats"]
@@ -147,6 +161,7 @@ def run_dedup(version_dir: Path, sources: list[str], cfg: DedupConfig) -> list[P
     for source in sources:
         rows = result.filter(pc.equal(result.column("source"), source))
         stats = PartitionStats(stage=Stage.DEDUP.value, source=source, partition="global", n_in=rows.num_rows)
+        stats.extra = {"upstream": upstream}
         stats.n_out = int(pc.sum(rows.column("dup_keep")).as_py() or 0)
         for reason in rows.column("dup_reason").drop_null().to_pylist():
             stats.remove(reason)

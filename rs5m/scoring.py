@@ -19,6 +19,7 @@ Contract of ``score_partition(version_dir, source, part, cfg, detector)``:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import multiprocessing
 import os
@@ -254,11 +255,13 @@ def score_partition(
     """Score one download partition (see the module contract); ``detector`` is a checkpoint path or model."""
     vdir = Path(version_dir)
     marker = score_stats_path(vdir, source, part)
+    rows = rows_to_score(vdir, source, part)
+    # The rows to score come from validity and the global dedup; scores of other rows are stale.
+    upstream = hashlib.sha256("\n".join(rows.column("uid").to_pylist()).encode()).hexdigest()
     done = read_done(marker)
-    if done is not None:
+    if done is not None and done.extra.get("upstream") == upstream:
         return done
     start = time.perf_counter()
-    rows = rows_to_score(vdir, source, part)
     scorer = get_scorer(cfg)
     if isinstance(detector, str | os.PathLike):
         detector = get_detector(detector, scorer.device)
@@ -279,6 +282,7 @@ def score_partition(
     stats = PartitionStats(stage=SCORE_STAGE, source=source, partition=part, n_in=rows.num_rows)
     stats.n_out = rows.num_rows
     stats.extra = {
+        "upstream": upstream,
         "unscored": int(np.isnan(scores["s_vlm"]).sum()),
         "model": cfg.model_name, "pretrained": cfg.pretrained, "checkpoint": cfg.checkpoint,
         "detector": detector is not None, "device": str(scorer.device), "precision": scorer.precision,

@@ -102,6 +102,7 @@ def is_loopback(host: str) -> bool:
 class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     daemon_threads = True
+    request_queue_size = 1024  # the default backlog of 5 drops bursts of downloads (retried only after 1 s)
 
 
 class _Server6(_Server):
