@@ -1,13 +1,14 @@
 """Regenerate docs/reliability.md: fuzzed bad inputs (tests/faults) and the fault-injection tests.
 
-    python bench/reliability.py              # short form (CI example counts), then the fault-injection tests
-    python bench/reliability.py --long       # RS5M_FUZZ_LONG=1: about 10x more generated inputs
+    python bench/reliability.py              # short form (CI sizes): fuzz suite, then the fault injection
+    python bench/reliability.py --long       # RS5M_FUZZ_LONG=1: ~10x more inputs, more kill points/outages
     python bench/reliability.py --no-injection   # only the fuzz suite (fault-injection rows: "not run")
 
-It runs ``pytest tests/faults`` with ``RS5M_RELIABILITY_OUT`` pointing at a temporary JSON-lines file
-(one line per generated input, written by ``tests.faults.record``), runs the fault-injection tests
-that exist elsewhere in tests/, and renders the counts as tables. Exit status is non-zero when a test
-failed; the document is written either way and says so.
+It runs the fuzz tests (``tests/faults/test_fuzz_*.py``) with ``RS5M_RELIABILITY_OUT`` pointing at a
+temporary JSON-lines file (one line per generated input, written by ``tests.faults.record``), then the
+fault-injection tests (the other ``tests/faults`` files and the resume tests elsewhere in tests/), and
+renders the counts as tables. Exit status is non-zero when a test failed; the document is written
+either way and says so.
 """
 
 from __future__ import annotations
@@ -37,52 +38,69 @@ class Injection:
     note: str = ""
 
 
+_F = "tests/faults/"
 INJECTIONS = [
     Injection(
-        "download interrupted, rerun resumes (partition and shard level)",
+        "a Dask worker SIGKILLed by its PID mid keyword filtering, mid download and mid scoring",
+        (f"{_F}test_worker_kill.py",),
+        "funnel, reasons and kept uids identical to the undisturbed build",
+    ),
+    Injection(
+        "the whole build SIGKILLed mid-download and restarted",
+        (
+            f"{_F}test_build_kill.py",
+            "tests/download/test_kill_resume.py::test_killed_download_resumes_without_refetching",
+        ),
+        "finished shards not fetched again (server request counts); no half-written shard marked done",
+    ),
+    Injection(
+        "the image server stalling or resetting connections, then recovering",
+        (f"{_F}test_server_faults.py", "tests/download/test_slow_drip.py"),
+        "transient failures recorded as reasons, retried after recovery; slow-drip bounded by total_timeout",
+    ),
+    Injection(
+        "a version completed during an outage, its failures retried in a new version",
+        (f"{_F}test_retry_new_version.py",),
+        "the complete version refuses --retry-failed; the new one redoes every stage the retried rows reach",
+    ),
+    Injection(
+        "the disk filling up during shard writing",
+        (f"{_F}test_disk_full.py",),
+        "clear one-line error, nothing marked complete, the rerun after freeing space completes",
+    ),
+    Injection(
+        "two builds of one version at once; DuckDB one writer",
+        (f"{_F}test_concurrent_builds.py", "tests/test_locks.py"),
+        "the second build is refused (or waits with --wait-lock) and writes nothing",
+    ),
+    Injection(
+        "corrupted stats files and manifests",
+        (
+            f"{_F}test_corrupt_markers.py",
+            "tests/test_lineage.py::test_corrupt_stats_file_is_not_done",
+            "tests/test_keywords.py::test_filter_partition_redoes_a_corrupt_marker",
+            "tests/package/test_package_version.py::test_manifest_verifies_and_detects_a_flipped_byte",
+        ),
+        "detected by checksum, the partition or package subset redone",
+    ),
+    Injection(
+        "download interrupted or partly failed, rerun resumes / retry-failed refetches only transient rows",
         (
             "tests/download/test_download.py::test_resume_returns_stats_without_network",
             "tests/download/test_download.py::test_shard_level_resume_skips_done_shards",
+            "tests/download/test_download.py::test_retry_failed_refetches_only_transient",
         ),
     ),
     Injection(
-        "download retry-failed refetches only transient failures",
-        ("tests/download/test_download.py::test_retry_failed_refetches_only_transient",),
-    ),
-    Injection(
-        "worker SIGKILL mid-stage, rerun resumes",
-        ("tests/download/test_kill_resume.py::test_killed_download_resumes_without_refetching",),
-        "download stage only; no other stage is killed in a test",
-    ),
-    Injection(
-        "build rerun of a finished version is a no-op",
-        ("tests/test_flow_build.py::test_build_flow_on_sample_world",),
-    ),
-    Injection(
-        "package resume",
+        "a finished version rebuilt: no-op; package resume",
         (
+            "tests/test_flow_build.py::test_build_flow_on_sample_world",
             "tests/package/test_package_version.py::test_stats_load_into_lineage_and_resume",
             "tests/package/test_packer.py::test_resume_marker_and_clear",
         ),
     ),
-    Injection(
-        "corrupt stats (done) marker is not trusted, partition redone",
-        (
-            "tests/test_lineage.py::test_corrupt_stats_file_is_not_done",
-            "tests/test_keywords.py::test_filter_partition_redoes_a_corrupt_marker",
-        ),
-    ),
-    Injection(
-        "package manifest detects a flipped byte",
-        ("tests/package/test_package_version.py::test_manifest_verifies_and_detects_a_flipped_byte",),
-        "detection only",
-    ),
-    Injection(
-        "corrupted manifest is redone", (), "not yet built: detection exists (row above), no redo test"
-    ),
-    Injection("disk full during a stage", (), "not yet built"),
-    Injection("concurrent builds of one version take a lock", (), "not yet built"),
 ]
+FUZZ_FILES = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests" / "faults").glob("test_fuzz_*.py"))
 
 CATEGORY_NOTES = {
     "sources": "generated files per adapter through ingest_file",
@@ -90,14 +108,24 @@ CATEGORY_NOTES = {
     "images": "images.check_image",
     "tars": "pub11_images.iter_shard_images",
     "rs3": "rs3.readers.read_item on fuzzed metadata JSON",
-    "known bugs": "known-bug crashes met (xfail tests and RS3 fuzz signatures; see Findings)",
+    "findings": "minimal inputs of the crashes fuzzing found, all fixed (regression tests; see Findings)",
 }
 
 
 def _test_exists(nodeid: str) -> bool:
     path, _, name = nodeid.partition("::")
     f = ROOT / path
-    return f.is_file() and f"def {name}(" in f.read_text(encoding="utf-8")
+    return f.is_file() and (not name or f"def {name}(" in f.read_text(encoding="utf-8"))
+
+
+def _result(nodeid: str, outcomes: dict[str, str]) -> str:
+    """The outcome of one test, or of every test in a file (``passed`` only when all passed)."""
+    if "::" in nodeid:
+        return outcomes.get(nodeid, "not collected")
+    found = {v for k, v in outcomes.items() if k.split("::")[0] == nodeid}
+    if not found:
+        return "not collected"
+    return "passed" if found == {"passed"} else ", ".join(sorted(found - {"passed"}))
 
 
 def _pytest(args: list[str], env: dict[str, str], junit: Path) -> tuple[int, float]:
@@ -128,7 +156,7 @@ def _outcomes(junit: Path) -> dict[str, str]:
 
 
 def _group(category: str) -> str:
-    return category if category == "known bugs" else category.split("/")[0]
+    return category if category == "findings" else category.split("/")[0]
 
 
 def _fuzz_table(records: list[dict]) -> tuple[list[str], dict[str, int]]:
@@ -140,7 +168,7 @@ def _fuzz_table(records: list[dict]) -> tuple[list[str], dict[str, int]]:
         c["crashes"] += bool(r.get("crash"))
         c["outside"] += int(r.get("outside", 0))
         c["lost"] += int(r.get("lost", 0))
-    order = sorted(by, key=lambda k: (k == "known bugs", k))
+    order = sorted(by, key=lambda k: (k == "findings", k))
     lines = [
         "| category | what | bad inputs tried | handled | crashes | files written outside | samples lost |",
         "|---|---|---:|---:|---:|---:|---:|",
@@ -148,13 +176,12 @@ def _fuzz_table(records: list[dict]) -> tuple[list[str], dict[str, int]]:
     total: collections.Counter = collections.Counter()
     for cat in order:
         c = by[cat]
-        if cat != "known bugs":
-            total.update(c)
+        total.update(c)
         what = CATEGORY_NOTES.get(_group(cat), "")
         counts = " | ".join(str(c[k]) for k in ("tried", "handled", "crashes", "outside", "lost"))
         lines.append(f"| {cat} | {what} | {counts} |")
     lines.append(
-        f"| **total (without known bugs)** | | **{total['tried']}** | **{total['handled']}** | "
+        f"| **total** | | **{total['tried']}** | **{total['handled']}** | "
         f"**{total['crashes']}** | **{total['outside']}** | **{total['lost']}** |"
     )
     return lines, dict(total)
@@ -174,7 +201,7 @@ def _injection_table(outcomes: dict[str, str] | None) -> tuple[list[str], int, i
             elif outcomes is None:
                 results.append("not run")
             else:
-                results.append(outcomes.get(t, "not collected"))
+                results.append(_result(t, outcomes))
         tests = "<br>".join(f"`{t}`" for t in inj.tests)
         if outcomes is not None and all(r != "missing" for r in results):
             injected += 1
@@ -186,65 +213,58 @@ def _injection_table(outcomes: dict[str, str] | None) -> tuple[list[str], int, i
 
 _S = "tests/faults/test_fuzz_sources.py::"
 _R = "tests/faults/test_fuzz_rs3.py::"
-# (where, minimal input, effect, test) of each bug the fuzzing found; kept as strict xfail tests.
+# (where, minimal input, effect before the fix, regression test) of each crash the fuzzing found.
 FINDINGS = [
     (
         "`rs5m/sources/_text.py` `as_int` (WIT widths, VG width/height)",
         'WIT row with `original_width` = `²`; VG `[{"image_id": 1, "width": "\\u00b2"}]`',
         '`ValueError` from `int("²")` (`str.isdigit()` accepts non-ASCII digits): the whole file '
-        "fails to ingest",
-        f"`{_S}test_known_bug_wit_superscript_width`, `::test_known_bug_vg_superscript_width`",
+        "failed to ingest",
+        f"`{_S}test_fixed_wit_superscript_width`, `::test_fixed_vg_superscript_width`",
     ),
     (
         "`rs5m/sources/yfcc.py` `YfccAdapter._chunk`",
         "a 23-field line with photoid `99999999999999999999`, with any `subset_file`",
         "`OverflowError` in `np.fromiter(..., dtype=int64)`",
-        f"`{_S}test_known_bug_yfcc_huge_photoid_with_subset`",
+        f"`{_S}test_fixed_yfcc_huge_photoid_with_subset`",
     ),
     (
-        "`rs5m/sources/_arrow.py` `assemble` / `invalid_rows`",
-        'COYO part whose *binary* extras column `image_phash` holds `b"\\x80\\x01"`',
-        "binary columns are not UTF-8 checked (`validate(full=True)` accepts any bytes): "
-        "`UnicodeDecodeError` in `_json_strings`",
-        f"`{_S}test_known_bug_parquet_binary_extra_bad_utf8_with_control_char`",
-    ),
-    (
-        "same",
-        'binary `image_phash` = `b"\\x80"`',
-        "copied silently into `extras`: the kept partition holds invalid UTF-8 (`ArrowInvalid` on full "
-        "validation)",
-        f"`{_S}test_known_bug_parquet_binary_extra_bad_utf8_written`",
+        "`rs5m/sources/_arrow.py` `assemble`",
+        'COYO part whose *binary* extras column `image_phash` holds `b"\\x80\\x01"` or `b"\\x80"`',
+        "binary columns were not UTF-8 checked: `UnicodeDecodeError` in `_json_strings`, or invalid UTF-8 "
+        "copied into the kept row's `extras`; now the row is `bad_encoding`",
+        f"`{_S}test_fixed_parquet_binary_extra_bad_utf8[*]`",
     ),
     (
         "`rs5m/sources/_arrow.py` `to_key`",
         "COYO part whose `id` column is `list<string>`",
-        "`ArrowNotImplementedError` instead of `SourceFormatError`",
-        f"`{_S}test_known_bug_parquet_list_id_column`",
+        "`ArrowNotImplementedError`; now a whole-file `SourceFormatError`",
+        f"`{_S}test_fixed_parquet_list_id_column`",
     ),
     (
         "`rs5m/rs3/metacaption.py` `fmow_fields` (via `readers.read_fmow`)",
         "the good fMoW JSON with `cloud_cover: Infinity` or `NaN`, `img_width` = a 401-digit integer, a "
         "non-numeric `box` entry, or a list `raw_location`",
-        "`OverflowError` / `ValueError` / `TypeError` escape `read_item` (only `MetadataError` is caught)",
-        f"`{_R}test_known_bug_fmow_metadata_crash[*]`",
+        "`OverflowError` / `ValueError` / `TypeError` escaped `read_item`; now `malformed_metadata`",
+        f"`{_R}test_fixed_fmow_metadata_crash[*]`",
     ),
     (
         "`rs5m/rs3/readers.py` `_load_json`",
         "a metadata file of 100 000 `[`",
-        "`RecursionError` escapes `read_item`",
-        f"`{_R}test_known_bug_deeply_nested_metadata`",
+        "`RecursionError` escaped `read_item`; now `malformed_metadata`",
+        f"`{_R}test_fixed_deeply_nested_metadata`",
     ),
 ]
 FINDINGS_NOTE = (
-    "Not a crash, noted: a cut gzip shard makes `iter_shard_images` raise `EOFError` (from the "
-    "standard library) rather than `tarfile.ReadError`; the validity stage catches neither, so such a "
-    "shard fails its partition loudly (no sample is dropped silently)."
+    "Every fix is in place and the generators no longer steer around these inputs. Not a crash, noted: "
+    "a cut gzip shard makes `iter_shard_images` raise `EOFError` rather than `tarfile.ReadError`; the "
+    "validity stage fails that partition loudly (no sample is dropped silently)."
 )
 
 
 def _findings() -> list[str]:
     lines = [
-        "## Findings (bugs kept as strict xfail tests; the modules are not changed here)",
+        "## Findings of the fuzzing (all fixed; each kept as a regression test)",
         "",
         "| # | where | minimal input | effect | test |",
         "|---|---|---|---|---|",
@@ -284,21 +304,20 @@ def render(
         f"| faults listed but not yet built | {sum(1 for i in INJECTIONS if not i.tests)} |",
         f"| bad inputs tried (hypothesis, {'long' if long else 'short'} form) | {total.get('tried', 0)} |",
         f"| bad inputs handled | {total.get('handled', 0)} |",
-        f"| crashes outside known bugs | {total.get('crashes', 0)} |",
+        f"| crashes | {total.get('crashes', 0)} |",
         f"| files written outside the version folder | {total.get('outside', 0)} |",
         f"| samples lost (must be 0) | {total.get('lost', 0)} |",
-        f"| known-bug inputs kept as strict xfail tests | {n_xfail} |",
+        f"| known bugs kept as strict xfail tests | {n_xfail} |",
         "",
-        f"`pytest tests/faults`: {fuzz_status} in {fuzz[1]:.0f} s (exit {fuzz[0]}).",
+        f"`pytest tests/faults/test_fuzz_*.py`: {fuzz_status} in {fuzz[1]:.0f} s (exit {fuzz[0]}).",
         "",
         "## Fuzzed bad inputs (tests/faults)",
         "",
         "Handled: the input ended as a kept row / valid result or with a recorded reason (or, for a whole "
         "file in the wrong format, as one `SourceFormatError` with nothing marked done), the stats "
         "invariant held, and nothing was written outside the version folder. Samples lost: rows of a "
-        "generated file that ended neither in a kept partition nor in the rejects file. Inputs that hit a "
-        "known bug are generated only by the xfail tests (and, for RS3, recognised by signature), so they "
-        "appear in their own row.",
+        "generated file that ended neither in a kept partition nor in the rejects file. The `findings` "
+        "row counts the minimal inputs of the crashes fuzzing found earlier (fixed; regression tests).",
         "",
         *fuzz_lines,
         "",
@@ -330,7 +349,7 @@ def main() -> int:
         env.pop("RS5M_FUZZ_LONG", None)
         if args.long:
             env["RS5M_FUZZ_LONG"] = "1"
-        rc, secs = _pytest(["tests/faults"], env, Path(tmp) / "faults.xml")
+        rc, secs = _pytest(FUZZ_FILES, env, Path(tmp) / "faults.xml")
         fuzz = (rc, secs, _outcomes(Path(tmp) / "faults.xml"))
         records = [json.loads(line) for line in results.read_text().splitlines()] if results.exists() else []
         inj = None
