@@ -20,7 +20,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import PrefectFuture
 
 from rs5m import outlier, scoring
-from rs5m.detector import DetectorConfig, train_detector
+from rs5m.detector import DetectorConfig
+from rs5m.detector_train import train_detector
 from rs5m.outlier import OutlierConfig
 from rs5m.scoring import ScoringConfig
 from tasks._common import GPU_RESOURCES, artifact_key, cluster_has_gpus, flow_dask_client  # noqa: F401

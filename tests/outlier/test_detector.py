@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from rs5m.detector import DetectorConfig, list_images, load_detector, split_balanced, train_detector
+from rs5m.detector import DetectorConfig, load_detector
+from rs5m.detector_train import list_images, split_balanced, train_detector
 from rs5m.models import load_clip
 from tests.outlier.world import image_bytes
 
