@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from rs5m.dask_certs import FILES, main, tls_env, write_credentials
-from tests.faults._builds import free_port
+from tests.faults._builds import free_port, stop_processes
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENT = """
@@ -61,13 +61,7 @@ def test_mutual_tls_cluster_refuses_clients_without_credentials(tmp_path: Path) 
             bad = subprocess.run([*run, addr], env=plain, capture_output=True, text=True, timeout=120)
             assert bad.returncode != 0 and "sum 6" not in bad.stdout, addr
     finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs)
 
 
 def test_compose_dask_services_use_tls() -> None:

@@ -26,6 +26,7 @@ from rs5m.sample import write_world
 from rs5m.schema import DISPLAY_NAMES
 from rs5m.versions import diff_versions
 from rs5m.why import why
+from tests.faults._builds import stop_processes
 
 
 @pytest.fixture(scope="module")
@@ -198,13 +199,7 @@ def test_build_flow_on_existing_dask_cluster(
         rows = _run(world_dir, tmp_path / "data", "cluster", address=address)
         _check_counts(rows, expected)
     finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs)
         shutil.rmtree(tmp_path / "dask", ignore_errors=True)
     time.sleep(0.1)
     assert (

@@ -137,6 +137,18 @@ def cli_build(
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+def stop_processes(procs: list[subprocess.Popen], timeout: float = 30) -> None:
+    """Terminate ``procs`` (the last started first); kill and reap any still running after ``timeout``."""
+    for p in reversed(procs):
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
 def kept_uids(version_dir: Path) -> frozenset[str]:
     """The uids of every sample in the version's packaged shards (all layouts, both splits)."""
     uids: set[str] = set()

@@ -43,7 +43,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from rs5m.fsio import PartitionStats
 
 from . import LONG
-from ._builds import REPO, VERSION, Outcome, World, assert_same, free_port, outcome, run_build
+from ._builds import REPO, VERSION, Outcome, World, assert_same, free_port, outcome, run_build, stop_processes
 
 BLOCK_S = 600.0  # a claimed worker waits this long to be killed, then fails its task loudly
 WAIT_S = 600.0  # the test waits this long for a worker to reach the kill point
@@ -193,14 +193,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             client.wait_for_workers(2, timeout=180)
             yield Cluster(address, client, procs[1:])
     finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_processes(procs)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
