@@ -40,7 +40,7 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp_path
         os.replace(tmp_path, final)
     except OSError as exc:
-        if exc.filename is None:  # a failed write knows no path; the CLI's disk-full message names it
+        if exc.errno is not None and exc.filename is None:  # a failed write knows no path: name it
             exc.filename = str(final)
         raise
     finally:
