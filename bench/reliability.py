@@ -119,13 +119,20 @@ def _test_exists(nodeid: str) -> bool:
 
 
 def _result(nodeid: str, outcomes: dict[str, str]) -> str:
-    """The outcome of one test, or of every test in a file (``passed`` only when all passed)."""
+    """The outcome of one test, or of every test in a file.
+
+    A file passes when none of its tests failed and at least one passed; its long-form cases skip in
+    the short form and are counted beside the result.
+    """
     if "::" in nodeid:
         return outcomes.get(nodeid, "not collected")
-    found = {v for k, v in outcomes.items() if k.split("::")[0] == nodeid}
-    if not found:
+    counts = collections.Counter(v for k, v in outcomes.items() if k.split("::")[0] == nodeid)
+    if not counts:
         return "not collected"
-    return "passed" if found == {"passed"} else ", ".join(sorted(found - {"passed"}))
+    if counts["failed"] or not counts["passed"]:
+        return ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    skipped = f", {counts['skipped']} long-form skipped" if counts["skipped"] else ""
+    return f"passed ({counts['passed']}{skipped})"
 
 
 def _pytest(args: list[str], env: dict[str, str], junit: Path) -> tuple[int, float]:
@@ -205,7 +212,7 @@ def _injection_table(outcomes: dict[str, str] | None) -> tuple[list[str], int, i
         tests = "<br>".join(f"`{t}`" for t in inj.tests)
         if outcomes is not None and all(r != "missing" for r in results):
             injected += 1
-            survived += all(r == "passed" for r in results)
+            survived += all(r.startswith("passed") for r in results)
         shown = ", ".join(results) if len(set(results)) > 1 else results[0]
         lines.append(f"| {inj.fault} | {tests} | {shown} | {inj.note} |")
     return lines, injected, survived
