@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rs5m.schema import SOURCE_ORDER
+from rs5m.core.schema import SOURCE_ORDER
 
 # Downloaded counts per source in the RS5M funnel (README table), used as source weights.
 DOWNLOADED = [1_737_584, 566_076, 2_549_738, 241_324, 93_754, 25_020, 16_234, 2_686, 11_718, 91, 26]

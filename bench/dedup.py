@@ -37,8 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench._dedup_report import markdown, write_section  # noqa: E402
 from bench._dedup_synth import synthetic_hashes, synthetic_table  # noqa: E402
-from rs5m.dedup import DedupConfig, cluster_duplicates, phash_bytes, sha256_hex  # noqa: E402
-from rs5m.dedup_index import brute_force_pairs, near_pairs, plan_search  # noqa: E402
+from rs5m.config import DedupConfig  # noqa: E402
+from rs5m.pipeline.dedup.cluster import cluster_duplicates, phash_bytes, sha256_hex  # noqa: E402
+from rs5m.pipeline.dedup.index import brute_force_pairs, near_pairs, plan_search  # noqa: E402
 
 WHU = ROOT.parent / "shared" / "data" / "whu-rs19"
 RESULTS = ROOT / "bench" / "out" / "dedup.json"

@@ -1,4 +1,5 @@
-"""Benchmark: ``rs5m.download.download_partition`` vs plain ``img2dataset.download``, same URLs, same run.
+"""Benchmark: ``rs5m.pipeline.download.img2ds.download_partition`` vs plain ``img2dataset.download``, same
+URLs, same run.
 
 Serves ``--images`` JPEGs (WHU-RS19 600x600 from ../shared/data when present, else generated 500x400)
 from a separate server process on 127.0.0.1, writes one candidate partition of their URLs, then runs,
@@ -141,7 +142,8 @@ def warm_worker() -> None:
 
 def run_ours(cands: Path, out: Path, threads: int, cap: int) -> tuple[int, float, float]:
     """``download_partition`` (run in the warm worker); returns (successes, shard seconds, wall seconds)."""
-    from rs5m.download import DownloadConfig, download_partition
+    from rs5m.config import DownloadConfig
+    from rs5m.pipeline.download.img2ds import download_partition
 
     cfg = DownloadConfig(allow_hosts=["127.0.0.1"], threads=threads, per_host_concurrency=cap, timeout=10)
     start = time.perf_counter()

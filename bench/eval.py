@@ -1,4 +1,5 @@
-"""Benchmark: evaluation image embedding (``rs5m.evaluation.embed.encode_images``) vs a naive loop, same run.
+"""Benchmark: evaluation image embedding (``rs5m.ml.evaluation.embed.encode_images``) vs a naive loop, same
+run.
 
     python bench/eval.py [--images 512] [--size 224] [--model ViT-B-32] [--batch-size 64] [--workers 2]
                          [--rounds 1] [--naive-images 128] [--docs]
@@ -33,8 +34,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from rs5m.evaluation.embed import ImagePathDataset, encode_images
-from rs5m.models import load_clip
+from rs5m.ml.evaluation.embed import ImagePathDataset, encode_images
+from rs5m.ml.models import load_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"
@@ -123,7 +124,7 @@ def section(args: argparse.Namespace, rates: dict[str, list[float]]) -> str:
             *rows,
             "",
             "naive: PIL open -> preprocess -> `encode_image` on one image at a time, main process, no "
-            "DataLoader. ours: `rs5m.evaluation.embed.encode_images` (DataLoader with the given workers, "
+            "DataLoader. ours: `rs5m.ml.evaluation.embed.encode_images` (DataLoader with the given workers, "
             "batches, `inference_mode`). ours-w0: same without workers. Same images, same model, same run; "
             f"outputs checked equal. Per-round ours/naive: {', '.join(f'{r:.2f}x' for r in ratios)}. "
             "Target: ours >= 1.5x naive. Under load a batch of one suffers most (every op waits for "

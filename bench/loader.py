@@ -39,14 +39,8 @@ import webdataset as wds
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from rs5m.shards import (
-    PackageConfig,
-    Sample,
-    expand_urls,
-    make_loader,
-    reference_clip_transform,
-    write_shards,
-)
+from rs5m.config import PackageConfig
+from rs5m.shards import Sample, expand_urls, make_loader, reference_clip_transform, write_shards
 
 VARIANTS: dict[str, dict[str, bool]] = {
     "ours": {},

@@ -106,7 +106,7 @@ CATEGORY_NOTES = {
     "sources": "generated files per adapter through ingest_file",
     "urls": "netguard.check_url and the redirect handler",
     "images": "images.check_image",
-    "tars": "pub11_images.iter_shard_images",
+    "tars": "download_stage.iter_shard_images",
     "rs3": "rs3.readers.read_item on fuzzed metadata JSON",
     "findings": "minimal inputs of the crashes fuzzing found, all fixed (regression tests; see Findings)",
 }
@@ -256,7 +256,7 @@ FINDINGS = [
         f"`{_R}test_fixed_fmow_metadata_crash[*]`",
     ),
     (
-        "`rs5m/rs3/readers.py` `_load_json`",
+        "`rs5m/sources/rs3.py` `_load_json`",
         "a metadata file of 100 000 `[`",
         "`RecursionError` escaped `read_item`; now `malformed_metadata`",
         f"`{_R}test_fixed_deeply_nested_metadata`",

@@ -11,11 +11,11 @@ from prefect_dask import DaskTaskRunner
 from pydantic import BaseModel, Field
 
 from flows.rs3 import rs3
-from rs5m.build import lineage_db, refuse_retry_of_complete
 from rs5m.config import BuildConfig, DaskConfig, load_build_config
-from rs5m.locks import Holder, version_lock
+from rs5m.core.locks import Holder, version_lock
+from rs5m.core.version import lineage_db, refuse_retry_of_complete
+from rs5m.pipeline.plan import plan_inputs
 from rs5m.sample import sample_server
-from rs5m.stages import plan_inputs
 from tasks.build import (
     check_images,
     dedup_images,
@@ -118,7 +118,7 @@ def pub11(cfg: BuildConfig, retry_failed: bool = False) -> list[dict]:
 def build_rs5m(params: BuildParams | None = None) -> list[dict]:
     """Build one dataset version and return its PUB11 funnel rows.
 
-    Holds the version's build lock (``rs5m.locks``) throughout: while another process builds the same
+    Holds the version's build lock (``rs5m.core.locks``) throughout: while another process builds the same
     version under the same root, raise ``VersionLocked`` at once, or after waiting ``wait_lock`` s.
     """
     params = params or BuildParams()

@@ -7,8 +7,8 @@ from typing import Any
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field
 
-from rs5m.evaluation.config import EvalConfig, load_eval_config
-from rs5m.evaluation.run import dataset_jobs
+from rs5m.config.evaluate import EvalConfig, load_eval_config
+from rs5m.ml.evaluation.run import dataset_jobs
 from tasks.evaluate import evaluate_dataset, publish_eval_table, write_eval_report
 
 

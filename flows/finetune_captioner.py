@@ -13,7 +13,7 @@ from typing import Any, Literal
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict, Field
 
-from rs5m.captioner_ft.config import FinetuneConfig, load_finetune_config
+from rs5m.config.captioner import FinetuneConfig, load_finetune_config
 from tasks.finetune_captioner import evaluate_task, finetune_task, publish_task
 
 
@@ -48,7 +48,7 @@ class FinetuneCaptionerParams(BaseModel):
 @flow(name="finetune-captioner")
 def finetune_captioner_flow(params: FinetuneCaptionerParams | None = None) -> dict[str, Any]:
     """Fine-tune, evaluate, publish; return ``{"finetune": record, "evaluation": report or None}``."""
-    from rs5m.captioner_ft.train import resolve_data
+    from rs5m.ml.captioner_ft.train import resolve_data
 
     params = params or FinetuneCaptionerParams()
     cfg = resolve_data(params.resolve())

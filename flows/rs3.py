@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from rs5m.rs3.config import RS3Config
+from rs5m.config import RS3Config
 from rs5m.rs3.pub11 import pub11_partitions
 from tasks.rs3 import plan_rs3, pub11_geometa, read_rs3, report_geo, submit_captioning
 

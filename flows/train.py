@@ -16,7 +16,7 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel, Field
 
 from flows.evaluate import EvaluateParams, evaluate_georsclip
-from rs5m.training.config import TrainConfig, load_train_config
+from rs5m.config.train import TrainConfig, load_train_config
 from tasks.train import evaluation_config, publish_training, train_model
 
 # Where the packaging stage puts a version's open_clip-layout shards.

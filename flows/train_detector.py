@@ -16,8 +16,8 @@ import yaml
 from prefect import flow, get_run_logger, task
 from pydantic import BaseModel, ConfigDict, Field
 
-from rs5m.detector import DetectorConfig
-from rs5m.detector_train import write_generated_images
+from rs5m.config import DetectorConfig
+from rs5m.ml.detector_train import write_generated_images
 from tasks.scoring import publish_detector_metrics, train_rs_detector
 
 

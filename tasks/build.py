@@ -8,13 +8,18 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect_dask import get_dask_client
 
-from rs5m import build, lineage, pub11_images
 from rs5m.config import BuildConfig
-from rs5m.incremental import seed_version
-from rs5m.ingest import ingest_file
-from rs5m.package import package_pub11
-from rs5m.package_rs3 import package_rs3
-from rs5m.stages import InputFile, keyword_paths, run_keyword_stage
+from rs5m.core import version as build
+from rs5m.lineage import store as lineage
+from rs5m.pipeline.dedup import stage as dedup_stage
+from rs5m.pipeline.download import stage as download_stage
+from rs5m.pipeline.incremental import seed_version
+from rs5m.pipeline.ingest import ingest_file
+from rs5m.pipeline.keywords.stage import keyword_paths, run_keyword_stage
+from rs5m.pipeline.package.pub11 import package_pub11
+from rs5m.pipeline.package.rs3 import package_rs3
+from rs5m.pipeline.plan import InputFile
+from rs5m.pipeline.validity import stage as validity_stage
 
 
 @task(name="prepare-version")
@@ -62,7 +67,7 @@ def finish_version(cfg: BuildConfig, status: str = "complete") -> None:
 def download_images(cfg: BuildConfig, source: str, part: str, retry_failed: bool = False) -> dict:
     """Download one keyword-candidate partition with img2dataset (resumable)."""
     candidates, _ = keyword_paths(cfg.version_dir(), source, part)
-    stats = pub11_images.download_candidates(
+    stats = download_stage.download_candidates(
         cfg.version_dir(), source, part, str(candidates), cfg.download, retry_failed
     )
     return asdict(stats)
@@ -71,14 +76,14 @@ def download_images(cfg: BuildConfig, source: str, part: str, retry_failed: bool
 @task(name="check-images", retries=1, task_run_name="validity-{source}-{part}")
 def check_images(cfg: BuildConfig, source: str, part: str) -> dict:
     """Validity check and content hashes of one downloaded partition."""
-    return asdict(pub11_images.validate_partition(cfg.version_dir(), source, part, cfg.validity, cfg.dedup))
+    return asdict(validity_stage.validate_partition(cfg.version_dir(), source, part, cfg.validity, cfg.dedup))
 
 
 @task(name="dedup-images")
 def dedup_images(cfg: BuildConfig) -> list[dict]:
     """Global URL / content / near-duplicate clustering across all PUB11 sources (one barrier)."""
     sources = sorted({s.name for s in cfg.sources})
-    return [asdict(s) for s in pub11_images.run_dedup(cfg.version_dir(), sources, cfg.dedup)]
+    return [asdict(s) for s in dedup_stage.run_dedup(cfg.version_dir(), sources, cfg.dedup)]
 
 
 @task(name="seed-from-base")

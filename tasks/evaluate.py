@@ -8,9 +8,9 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from rs5m.evaluation import run as evaluation
-from rs5m.evaluation.config import EvalConfig
-from rs5m.evaluation.report import format_rows
+from rs5m.config.evaluate import EvalConfig
+from rs5m.ml.evaluation import run as evaluation
+from rs5m.ml.evaluation.report import format_rows
 
 
 @task(name="evaluate-dataset", task_run_name="evaluate-{task_kind}-{name}")

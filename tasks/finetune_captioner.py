@@ -8,13 +8,13 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from rs5m.captioner_ft.config import FinetuneConfig
+from rs5m.config.captioner import FinetuneConfig
 
 
 @task(name="finetune-blip2-lora", task_run_name="finetune-{cfg.model}")
 def finetune_task(cfg: FinetuneConfig) -> dict[str, Any]:
     """Run (or resume) the fine-tune; return the ``finetune.json`` record."""
-    from rs5m.captioner_ft.train import finetune
+    from rs5m.ml.captioner_ft.train import finetune
 
     logger = get_run_logger()
     return finetune(cfg, logger.info)
@@ -25,7 +25,7 @@ def evaluate_task(cfg: FinetuneConfig, adapter: str) -> dict[str, Any]:
     """Vanilla vs tuned METEOR/BLEU-4/CIDEr on ``cfg.test`` (written to ``<out_dir>/eval``)."""
     from pathlib import Path
 
-    from rs5m.captioner_ft.evaluate import evaluate_captioners
+    from rs5m.ml.captioner_ft.evaluate import evaluate_captioners
 
     return evaluate_captioners(
         cfg.model, cfg.revision, adapter, cfg.test, cfg.eval, cfg.device, Path(cfg.out_dir) / "eval"

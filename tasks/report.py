@@ -7,9 +7,10 @@ import base64
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from rs5m import build, lineage
 from rs5m.config import BuildConfig
-from rs5m.report import funnel_chart
+from rs5m.core import version as build
+from rs5m.lineage import store as lineage
+from rs5m.lineage.report import funnel_chart
 from tasks._common import artifact_key
 
 

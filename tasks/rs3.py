@@ -3,7 +3,7 @@
 GPU placement: ``submit_captioning`` submits ``caption_rs3`` inside ``dask.annotate(resources={"GPU": 1})``
 when ``RS3Config.dask_gpu`` says so ("auto": when a worker of the flow's DaskTaskRunner advertises
 ``GPU``; "always"; "never"), so only workers started with ``--resources GPU=1`` caption, one partition
-at a time per GPU, each loading the models once (``rs5m.rs3.captioner.get_captioner``).
+at a time per GPU, each loading the models once (``rs5m.ml.captioner.get_captioner``).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import PrefectFuture
 
-from rs5m import lineage
+from rs5m.config import RS3Config
+from rs5m.lineage import store as lineage
 from rs5m.rs3 import pub11, report, stage
-from rs5m.rs3.config import RS3Config
 from tasks._common import artifact_key, gpu_resources
 
 

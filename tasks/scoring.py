@@ -19,11 +19,10 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import PrefectFuture
 
-from rs5m import outlier, scoring
-from rs5m.detector import DetectorConfig
-from rs5m.detector_train import train_detector
-from rs5m.outlier import OutlierConfig
-from rs5m.scoring import ScoringConfig
+from rs5m.config import DetectorConfig, OutlierConfig, ScoringConfig
+from rs5m.ml.detector_train import train_detector
+from rs5m.pipeline.outlier import decision as outlier
+from rs5m.pipeline.outlier import scores as scoring
 from tasks._common import GPU_RESOURCES, artifact_key, cluster_has_gpus, flow_dask_client  # noqa: F401
 from tasks._common import gpu_resources as _gpu_resources
 

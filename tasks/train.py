@@ -10,11 +10,11 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from rs5m.evaluation.config import EvalConfig, ModelSpec, load_eval_config
-from rs5m.training.config import TrainConfig
-from rs5m.training.export import read_export
-from rs5m.training.launch import launch
-from rs5m.training.metrics import METRICS_NAME, read_metrics
+from rs5m.config.evaluate import EvalConfig, ModelSpec, load_eval_config
+from rs5m.config.train import TrainConfig
+from rs5m.ml.training.export import read_export
+from rs5m.ml.training.launch import launch
+from rs5m.ml.training.metrics import METRICS_NAME, read_metrics
 from tasks._common import artifact_key
 
 MAX_TABLE_ROWS = 200

@@ -1,4 +1,4 @@
-"""The Compose file's Dask TLS: credentials from ``rs5m.dask_certs`` let a scheduler, a worker and a
+"""The Compose file's Dask TLS: credentials from ``rs5m.core.dask_tls`` let a scheduler, a worker and a
 client talk over mutual TLS, and a client without them is refused."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rs5m.dask_certs import FILES, main, tls_env, write_credentials
+from rs5m.core.dask_tls import FILES, main, tls_env, write_credentials
 from tests.faults._builds import free_port, stop_processes
 
 ROOT = Path(__file__).resolve().parents[1]

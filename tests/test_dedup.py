@@ -11,9 +11,10 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from rs5m import dedup
-from rs5m.dedup import DedupConfig, cluster_duplicates, explain_uid, hash_partition, phash_bytes
-from rs5m.dedup_index import brute_force_pairs, near_components, near_pairs, plan_search
+from rs5m.config import DedupConfig
+from rs5m.pipeline.dedup import cluster as dedup
+from rs5m.pipeline.dedup.cluster import cluster_duplicates, explain_uid, hash_partition, phash_bytes
+from rs5m.pipeline.dedup.index import brute_force_pairs, near_components, near_pairs, plan_search
 
 CFG = DedupConfig()
 

@@ -20,12 +20,12 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from rs5m import lineage
-from rs5m.fsio import PartitionStats
+from rs5m.core.schema import DISPLAY_NAMES
+from rs5m.core.stats import PartitionStats
+from rs5m.lineage import store as lineage
+from rs5m.lineage.versions import diff_versions
+from rs5m.lineage.why import why
 from rs5m.sample import write_world
-from rs5m.schema import DISPLAY_NAMES
-from rs5m.versions import diff_versions
-from rs5m.why import why
 from tests.faults._builds import stop_processes
 
 

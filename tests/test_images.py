@@ -12,8 +12,9 @@ import pyarrow as pa
 import pytest
 from PIL import Image
 
-from rs5m import images
-from rs5m.images import ValidityConfig, check_image, check_partition, count_invalid, to_rgb
+from rs5m.config import ValidityConfig
+from rs5m.pipeline.validity import check as images
+from rs5m.pipeline.validity.check import check_image, check_partition, count_invalid, to_rgb
 
 CFG = ValidityConfig()
 

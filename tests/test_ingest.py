@@ -8,10 +8,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from rs5m import ingest
 from rs5m.config import IngestConfig, SourceInput
-from rs5m.fsio import PartitionStats
-from rs5m.schema import SAMPLE_SCHEMA, make_uid
+from rs5m.core.schema import SAMPLE_SCHEMA, make_uid
+from rs5m.core.stats import PartitionStats
+from rs5m.pipeline import ingest
 from rs5m.sources.base import AdapterOptions, RawBatch, RawReject, raw_table
 
 

@@ -13,10 +13,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from rs5m import keywords, keywords_prefilter
 from rs5m.config import KeywordConfig
-from rs5m.fsio import PartitionStats
-from rs5m.keywords import (
+from rs5m.core.schema import SAMPLE_SCHEMA
+from rs5m.core.stats import PartitionStats
+from rs5m.pipeline.keywords import matcher as keywords
+from rs5m.pipeline.keywords import prefilter as keywords_prefilter
+from rs5m.pipeline.keywords.matcher import (
     _HYPHEN,
     _SPACE,
     DEFAULT_PATTERNS,
@@ -26,7 +28,6 @@ from rs5m.keywords import (
     filter_partition,
     filter_table,
 )
-from rs5m.schema import SAMPLE_SCHEMA
 
 needs_prefilter = pytest.mark.skipif(not keywords_prefilter.AVAILABLE, reason="ahocorasick_rs not installed")
 

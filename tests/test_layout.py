@@ -40,7 +40,7 @@ def test_every_deployment_entrypoint_resolves() -> None:
 
 
 def test_cli_lists_every_command() -> None:
-    from rs5m.cli import COMMANDS, build_parser
+    from cli.main import COMMANDS, build_parser
 
     help_text = build_parser().format_help()
     for name in COMMANDS:

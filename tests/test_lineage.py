@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rs5m import lineage
-from rs5m.fsio import PartitionStats, read_done
+from rs5m.core.stats import PartitionStats, read_done
+from rs5m.lineage import store as lineage
 
 
 def _stats(vdir: Path, stage: str, source: str, part: str, n_in: int, n_out: int, **removed: int) -> None:

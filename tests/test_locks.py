@@ -1,4 +1,5 @@
-"""Build locks (rs5m.locks): exclusive across processes, named holder, waiting, none stale after SIGKILL."""
+"""Build locks (rs5m.core.locks): exclusive across processes, named holder, waiting, none stale after
+SIGKILL."""
 
 from __future__ import annotations
 
@@ -14,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from rs5m import locks
-from rs5m.locks import Holder, VersionLocked, is_locked, lock_path, read_holder, version_lock
+from rs5m.core import locks
+from rs5m.core.locks import Holder, VersionLocked, is_locked, lock_path, read_holder, version_lock
 
 REPO = Path(__file__).resolve().parents[1]
 
 # Takes the lock, says so on stdout, then holds it until stdin closes (or it is killed).
 HOLD = """
 import sys
-from rs5m.locks import version_lock
+from rs5m.core.locks import version_lock
 with version_lock(sys.argv[1], sys.argv[2]):
     print("held", flush=True)
     sys.stdin.read()
@@ -31,7 +32,7 @@ with version_lock(sys.argv[1], sys.argv[2]):
 # Tries the lock once (no wait) and prints what happened.
 TRY = """
 import sys
-from rs5m.locks import VersionLocked, version_lock
+from rs5m.core.locks import VersionLocked, version_lock
 try:
     with version_lock(sys.argv[1], sys.argv[2]):
         print("acquired")

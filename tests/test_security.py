@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rs5m.why import why
+from rs5m.lineage.why import why
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,7 @@ image with the RS3 decoding parameters (top-p 0.95, top-k 50, max length 50):
 
 - ``naive``: for each image, transform it and call ``generate(..., num_return_sequences=20)`` on it
   alone (the Hugging Face docs' loop), on the first ``--naive-images`` images;
-- ``ours``: ``rs5m.rs3.blip2.Blip2Sampler.sample`` on batches of ``--batch-size`` images (one
+- ``ours``: ``rs5m.ml.blip2.Blip2Sampler.sample`` on batches of ``--batch-size`` images (one
   ``generate`` for images x 20 rows, SDPA attention, bf16), on all ``--images`` images.
 
 A random model almost never emits EOS, so both variants decode the full 49 tokens: equal work per
@@ -29,8 +29,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from rs5m.rs3.blip2 import Blip2Sampler, tiny_blip2
-from rs5m.rs3.config import CaptionerConfig
+from rs5m.config.rs3 import CaptionerConfig
+from rs5m.ml.blip2 import Blip2Sampler, tiny_blip2
 
 
 def opt27b_size_blip2(device: str):

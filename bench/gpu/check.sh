@@ -8,7 +8,7 @@
 #    Files come back from $OUT: score_gpu.json and log.txt.
 #
 # The device image has torch, torchvision, timm, numpy, pyarrow, pandas, scipy, pillow and
-# huggingface_hub; the wheels below are what rs5m.scoring and open_clip need beyond those (Python 3.12).
+# huggingface_hub; the wheels below are what rs5m.pipeline.outlier.scores and open_clip need beyond those (Python 3.12).
 set -euo pipefail
 
 WHEELS=(

@@ -1,4 +1,5 @@
-"""Benchmark: outlier scoring (``rs5m.scoring.score_partition``) vs a naive loop, and its compute-bound rate.
+"""Benchmark: outlier scoring (``rs5m.pipeline.outlier.scores.score_partition``) vs a naive loop, and its
+compute-bound rate.
 
 One prepared call on a lent H100/H200 (``bench/gpu/check.sh``), or a dry run on the CPU::
 
@@ -42,11 +43,11 @@ import pyarrow.parquet as pq
 import torch
 from PIL import Image
 
-from rs5m.fsio import write_parquet
-from rs5m.pub11_images import iter_shard_images
-from rs5m.scoring import (
+from rs5m.config import ScoringConfig
+from rs5m.core.io import write_parquet
+from rs5m.pipeline.download.stage import iter_shard_images
+from rs5m.pipeline.outlier.scores import (
     ClipScorer,
-    ScoringConfig,
     embeddings_path,
     get_scorer,
     rows_to_score,

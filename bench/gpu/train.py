@@ -33,10 +33,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from rs5m.shards import PackageConfig, Sample, write_manifest, write_shards
-from rs5m.training.config import TrainConfig
-from rs5m.training.metrics import read_metrics
-from rs5m.training.openclip_train import command, openclip_argv, parse_openclip_log
+from rs5m.config import PackageConfig
+from rs5m.config.train import TrainConfig
+from rs5m.ml.training.metrics import read_metrics
+from rs5m.ml.training.openclip_train import command, openclip_argv, parse_openclip_log
+from rs5m.shards import Sample, write_manifest, write_shards
 
 # Peak dense tensor-core FLOP/s (NVIDIA datasheets; SXM parts); CPU has no meaningful peak here.
 PEAK_FLOPS = {"H100": {"bf16": 989.4e12, "fp32": 66.9e12}, "H200": {"bf16": 989.4e12, "fp32": 66.9e12}}
@@ -83,7 +84,7 @@ def run_ours(cfg: TrainConfig) -> list[float]:
     path = Path(cfg.output_dir) / "train-config.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(cfg.model_dump_json(), encoding="utf-8")
-    subprocess.run([sys.executable, "-m", "rs5m.training", "--config-json", str(path)], check=True)
+    subprocess.run([sys.executable, "-m", "rs5m.ml.training", "--config-json", str(path)], check=True)
     return [r["samples_per_s"] for r in read_metrics(Path(cfg.output_dir) / "metrics.jsonl")]
 
 
@@ -102,7 +103,7 @@ def train_flops_per_sample(model_name: str) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from rs5m.models import load_clip
+    from rs5m.ml.models import load_clip
 
     model, _, tok = load_clip(model_name, init_seed=0)
     size = model.visual.image_size

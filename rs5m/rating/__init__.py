@@ -7,5 +7,5 @@
 - ``app``: the FastAPI app and its static page (``static/``, no build step); ``rubric``: the scales.
 - ``report`` / ``agreement``: B11-style means and std, Fleiss'/Cohen's kappa, audit shares, CSV.
 
-The CLI is ``rs5m rate`` (``rs5m/commands/rate.py``); see ``docs/rating.md``.
+The CLI is ``rs5m rate`` (``cli/commands/rate.py``); see ``docs/rating.md``.
 """

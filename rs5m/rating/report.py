@@ -19,10 +19,10 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from rs5m.core.schema import DISPLAY_NAMES, SOURCE_ORDER
 from rs5m.rating.agreement import agreement_rows
 from rs5m.rating.rubric import SCALE_NAMES, SCALE_TITLES
 from rs5m.rating.sampling import AUDIT_STAGES
-from rs5m.schema import DISPLAY_NAMES, SOURCE_ORDER
 
 RATING_COLUMNS = ["uid", "subset", "source", "rater", *SCALE_NAMES, "broken", "comment", "rated_at"]
 ALL = "(all)"

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 import duckdb
 
-from rs5m import lineage
+from rs5m.lineage import store as lineage
 
 T = TypeVar("T")
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 
-from rs5m.fsio import atomic_path
+from rs5m.core.io import atomic_path
 from rs5m.rs3.geo import MONTHS, gazetteer
 
 _COUNT_SQL = {

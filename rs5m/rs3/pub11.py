@@ -22,9 +22,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rs5m.fsio import PartitionStats, read_done, write_parquet
+from rs5m.config import RS3Config
+from rs5m.core.io import write_parquet
+from rs5m.core.stats import PartitionStats, read_done
 from rs5m.rs3 import metacaption
-from rs5m.rs3.config import RS3Config
 from rs5m.rs3.places import count_places, place_matcher
 from rs5m.rs3.stage import GEO_COLUMNS
 

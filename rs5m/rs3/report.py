@@ -3,7 +3,7 @@
 ``geo_report(version_dir)`` writes under ``<version_dir>/rs3/geo/``: ``geo_counts.json`` (counts by
 country, UTM zone, month and source over RS3 captions and PUB11 meta-captions), ``places.json`` (PUB11
 place-name counts summed from the places stats files), ``geo_report.md`` and ``world_map.png``.
-The funnel functions read the lineage tables that ``rs5m.lineage.load_version`` fills from the stats
+The funnel functions read the lineage tables that ``rs5m.lineage.store.load_version`` fills from the stats
 files (subset ``rs3``: stages read and caption; subset ``geometa``: meta_caption and places).
 """
 
@@ -15,9 +15,10 @@ from typing import Any
 
 import duckdb
 
-from rs5m.fsio import PartitionStats, atomic_path, write_json
+from rs5m.core.io import atomic_path, write_json
+from rs5m.core.stats import PartitionStats
 from rs5m.rs3 import geostats
-from rs5m.rs3.readers import DISPLAY, SOURCES
+from rs5m.sources.rs3 import DISPLAY, SOURCES
 
 RS3_FUNNEL_COLUMNS = ["Name", "Files", "Read", "Read failed", "Captioned", "Caption failed"]
 

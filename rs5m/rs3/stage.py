@@ -26,10 +26,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from rs5m.fsio import PartitionStats, read_done, write_json, write_parquet
+from rs5m.config import RS3Config
+from rs5m.config.rs3 import RS3SourceConfig
+from rs5m.core.io import write_json, write_parquet
+from rs5m.core.stats import PartitionStats, read_done
 from rs5m.rs3 import metacaption
-from rs5m.rs3.config import RS3Config, RS3SourceConfig
-from rs5m.rs3.readers import ReadItem, RS3Reason, list_items, read_item
+from rs5m.sources.rs3 import ReadItem, RS3Reason, list_items, read_item
 
 SUBSET = "rs3"
 GEO_COLUMNS = [("lat", pa.float64()), ("lon", pa.float64()), ("country", pa.string())]
@@ -159,7 +161,7 @@ def _caption_batch(captioner, batch: list[dict[str, Any]], stats: PartitionStats
 
 def caption_partition(version_dir: str | Path, source: str, part: str, cfg: RS3Config) -> PartitionStats:
     """Caption every readable item of one partition (BLIP-2 + re-rank + rotation pick); GPU stage."""
-    from rs5m.rs3.captioner import get_captioner  # torch/transformers only where captioning runs
+    from rs5m.ml.captioner import get_captioner  # torch/transformers only where captioning runs
 
     stats_path = rs3_paths(version_dir, "caption_stats", source, part)
     done = read_done(stats_path)

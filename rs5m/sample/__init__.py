@@ -18,7 +18,7 @@ aerial-looking images (real WHU-RS19 crops when ``real_data`` is given), other r
 
 Contract: ``expected.json`` is computed from the generator's plan, not by running any filter. Per source:
 ``amount`` (every data line / record / parquet row / VG image, bad ones included), ``rejected`` (rows
-the ingest stage must reject, per ``rs5m.schema.Reason`` ingest code), ``kept`` (= amount - rejected;
+the ingest stage must reject, per ``rs5m.core.schema.Reason`` ingest code), ``kept`` (= amount - rejected;
 planted exact duplicates are kept: the URL dedup stage removes them), ``keyword_hits`` (kept rows whose
 caption matches; for LAION-COCO the ". "-joined ``all_captions``), ``per_keyword`` (kept rows matching
 each pattern, §3 spelling; absent = 0) and ``planted`` facts for later stages (explained under
@@ -38,6 +38,7 @@ from typing import Any
 
 import yaml
 
+from rs5m.core.schema import SOURCE_ORDER
 from rs5m.sample.captions import Captioner, clean_sentences
 from rs5m.sample.images import write_images
 from rs5m.sample.jsonwriters import write_redcaps, write_sbu, write_vg
@@ -52,7 +53,6 @@ from rs5m.sample.plan import (
 from rs5m.sample.server import ROUTES_FILE, ServedAddress, serve_images
 from rs5m.sample.textwriters import write_cc3m, write_cc12m, write_wit, write_yfcc
 from rs5m.sample.writers import write_coyo, write_laion, write_laioncoco
-from rs5m.schema import SOURCE_ORDER
 
 __all__ = ["DEFAULT_PORT", "ServedAddress", "serve_images", "write_world", "DEFAULT_PLANS", "INGEST_REASONS"]
 

@@ -4,7 +4,8 @@ Contract:
 - ``Captioner.<style>(patterns)`` returns text whose keyword matches are exactly ``patterns`` (an empty
   tuple gives keyword-free text). The planted set, not a filter run, is what ``expected.json`` counts;
   ``check`` re-verifies each caption with a reference matcher and raises on a generator bug.
-- Keyword rule (reference §3 as implemented by ``rs5m.keywords``): case-insensitive; a pattern matches
+- Keyword rule (reference §3 as implemented by ``rs5m.pipeline.keywords.matcher``): case-insensitive; a
+  pattern matches
   where it starts a word (not preceded by a letter or digit); stems are prefixes, so the text after the
   pattern is unconstrained ("aerospace imagery" is no hit for "space imag", "modish" is a hit for "modis").
 - Deterministic for a given ``random.Random`` state and ``rs_sentences``.

@@ -6,7 +6,7 @@ Contract:
   ``SourceRows.rows`` is its position in the source's file(s).
 - A rejected row has exactly one defect (``reject``), so its reason does not depend on check order.
 - Planted duplicates are exact copies of an earlier kept row of the same file (same id, URL and
-  caption, hence the same uid). Ingest keeps them (``rs5m.schema.Reason`` has no duplicate reason);
+  caption, hence the same uid). Ingest keeps them (``rs5m.core.schema.Reason`` has no duplicate reason);
   the URL dedup stage removes them. They count in ``kept`` and, when the original is a hit, in the hits.
 - Kept rows carry the planted ``patterns`` their caption must match exactly (empty = no hit).
 - Fetch faults: ``timeouts`` hits are served by a ``sleep`` route of ``SLOW_SLEEP_S`` seconds (longer than
@@ -23,13 +23,13 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
+from rs5m.core.schema import Reason
 from rs5m.sample import vocab
 from rs5m.sample.captions import Captioner
 from rs5m.sample.images import ImageSpec
 from rs5m.sample.vocab import KEYWORD_PATTERNS, PATTERN_WEIGHTS
-from rs5m.schema import Reason
 
-# Reasons a row can be rejected at ingest: the ``rs5m.schema.Reason`` members before the keyword ones.
+# Reasons a row can be rejected at ingest: the ``rs5m.core.schema.Reason`` members before the keyword ones.
 INGEST_REASONS: tuple[str, ...] = tuple(
     r.value for r in itertools.takewhile(lambda r: r is not Reason.NO_KEYWORD_MATCH, Reason)
 )

@@ -16,7 +16,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from rs5m.shards.config import LAYOUTS, Layout, PackageConfig
+from rs5m.config import PackageConfig
+from rs5m.config.package import LAYOUTS, Layout
 from rs5m.shards.layouts import Record, make_key
 from rs5m.shards.manifest import ShardInfo, read_manifest, verify_manifest, verify_subset, write_manifest
 from rs5m.shards.split import assign_split, split_keys, split_keys_of, split_names

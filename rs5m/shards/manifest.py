@@ -5,7 +5,7 @@ Contract:
   the shard's done marker and holds name, subset, split, layout, sample count, bytes and sha256.
 - ``write_manifest(dir, version)`` merges the entries into ``<dir>/manifest.json`` (sorted by shard
   name, with totals per subset and split); its content depends only on the shards.
-- Entries and manifest carry a checksum of their own content (``rs5m.fsio.write_sealed_json``,
+- Entries and manifest carry a checksum of their own content (``rs5m.core.io.write_sealed_json``,
   field ``content_sha256``): ``read_entry``, ``read_entries`` and ``read_manifest`` raise
   ``ValueError`` naming a file that is unreadable, unsealed or changed after it was written.
 - ``verify_manifest(dir)`` re-hashes every listed shard and returns a list of problems (empty = ok);
@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rs5m.fsio import read_sealed_json, write_sealed_json
+from rs5m.core.io import read_sealed_json, write_sealed_json
 from rs5m.shards.tario import iter_shard_samples
 
 MANIFEST_NAME = "manifest.json"

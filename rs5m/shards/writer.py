@@ -29,7 +29,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from rs5m.shards.config import LAYOUTS, PackageConfig
+from rs5m.config import PackageConfig
+from rs5m.config.package import LAYOUTS
 from rs5m.shards.layouts import layout_members, make_key
 from rs5m.shards.manifest import ShardInfo, entry_path, write_entry
 

@@ -1,4 +1,4 @@
-"""Source adapters for the 11 PUB11 datasets, keyed by the names of ``rs5m.schema.Source``.
+"""Source adapters for the 11 PUB11 datasets, keyed by the names of ``rs5m.core.schema.Source``.
 
 Each adapter reads one file in its official distribution format and yields ``RawBatch`` objects
 (see ``rs5m.sources.base`` for the contract). Use ``get_adapter(name)`` and validate a source's

@@ -3,7 +3,7 @@
 An adapter parses one input file in its official format and yields ``RawBatch`` objects. It does
 only what is specific to its format: column mapping, malformed lines, undecodable text, and
 source-specific filters (WIT language, YFCC subset). Checks common to all sources (URL scheme and
-length, empty captions, duplicate records, uid derivation) happen once, in ``rs5m.ingest``.
+length, empty captions, duplicate records, uid derivation) happen once, in ``rs5m.pipeline.ingest``.
 
 Memory: an adapter streams (parquet row groups, fixed-size chunks of lines); only formats that are a
 single JSON document (SBU, Visual Genome, RedCaps files) are loaded whole, one file at a time.

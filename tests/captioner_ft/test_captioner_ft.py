@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from rs5m.captioner_ft.adapter import adapter_fingerprint
-from rs5m.captioner_ft.config import FinetuneConfig, FixtureSpec, load_finetune_config
-from rs5m.captioner_ft.data import data_fingerprint, read_split, write_fixture
-from rs5m.captioner_ft.metrics import bleu4_score, caption_metrics, cider_score, java_available, normalise
+from rs5m.config.captioner import FinetuneConfig, FixtureSpec, load_finetune_config
+from rs5m.ml.captioner_ft.adapter import adapter_fingerprint
+from rs5m.ml.captioner_ft.data import data_fingerprint, read_split, write_fixture
+from rs5m.ml.captioner_ft.metrics import bleu4_score, caption_metrics, cider_score, java_available, normalise
 
 torch.set_num_threads(1)
 REFS = {"a": ["A red car, on the road."], "b": ["green trees in a forest"]}
@@ -66,10 +66,11 @@ def test_fixture_from_real_rsitmd_captions(tmp_path: Path, shared_data: Path) ->
 def test_lora_trains_adapter_only_round_trips_and_loads_into_captioner(tmp_path: Path) -> None:
     from peft import PeftModel
 
-    from rs5m.captioner_ft.train import finetune
-    from rs5m.rs3.blip2 import load_blip2, tiny_blip2
-    from rs5m.rs3.captioner import Captioner
-    from rs5m.rs3.config import CaptionerConfig, RS3Config
+    from rs5m.config import RS3Config
+    from rs5m.config.rs3 import CaptionerConfig
+    from rs5m.ml.blip2 import load_blip2, tiny_blip2
+    from rs5m.ml.captioner import Captioner
+    from rs5m.ml.captioner_ft.train import finetune
 
     cfg = _cfg(tmp_path)
     rec = finetune(cfg)
@@ -116,7 +117,7 @@ def test_lora_trains_adapter_only_round_trips_and_loads_into_captioner(tmp_path:
 
 
 def test_resume_continues_from_checkpoint(tmp_path: Path) -> None:
-    from rs5m.captioner_ft.train import finetune
+    from rs5m.ml.captioner_ft.train import finetune
 
     full = finetune(_cfg(tmp_path / "a", max_steps=6, checkpoint_every=2))
     part = finetune(_cfg(tmp_path / "b", max_steps=6, checkpoint_every=2).model_copy(update={"max_steps": 6}))

@@ -13,8 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rs5m.download import DownloadConfig, download_partition, status_path
-from rs5m.fsio import PartitionStats
+from rs5m.config import DownloadConfig
+from rs5m.core.stats import PartitionStats
+from rs5m.pipeline.download.img2ds import download_partition, status_path
 
 from .conftest import make_jpeg
 

@@ -8,8 +8,8 @@ from urllib.error import HTTPError, URLError
 
 import pytest
 
-from rs5m.download import DownloadConfig
-from rs5m.fetch import GuardedFetcher, GuardedTimeout, classify_error, install_hook
+from rs5m.config import DownloadConfig
+from rs5m.pipeline.download.fetch import GuardedFetcher, GuardedTimeout, classify_error, install_hook
 
 
 def _fetch(server, path: str, retries: int = 0, **cfg) -> tuple[bool, str | None]:

@@ -20,8 +20,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rs5m.download import DownloadConfig, done_shard_ids, download_partition, status_path
-from rs5m.fsio import read_done
+from rs5m.config import DownloadConfig
+from rs5m.core.stats import read_done
+from rs5m.pipeline.download.img2ds import done_shard_ids, download_partition, status_path
 from rs5m.sample import serve_images
 
 from .conftest import make_jpeg
@@ -45,7 +46,8 @@ COMPARED = [
 ]
 CHILD = """
 import json, sys
-from rs5m.download import DownloadConfig, download_partition
+from rs5m.config import DownloadConfig
+from rs5m.pipeline.download.img2ds import download_partition
 cand, out, stats, cfg = sys.argv[1:5]
 download_partition(cand, out, stats, DownloadConfig(**json.loads(cfg)), source="laion2b", partition="p0")
 """

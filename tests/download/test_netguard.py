@@ -11,7 +11,7 @@ from urllib.error import URLError
 
 import pytest
 
-from rs5m.netguard import (
+from rs5m.pipeline.download.netguard import (
     REDIRECT_REFUSED,
     REFUSED_HOST,
     REFUSED_URL,

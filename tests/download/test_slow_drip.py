@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from rs5m.download import DownloadConfig
-from rs5m.fetch import GuardedFetcher
+from rs5m.config import DownloadConfig
+from rs5m.pipeline.download.fetch import GuardedFetcher
 
 from .conftest import make_jpeg
 

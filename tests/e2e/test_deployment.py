@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rs5m import lineage
+from rs5m.lineage import store as lineage
 from rs5m.sample import write_world
 
 ROOT = Path(__file__).resolve().parents[2]

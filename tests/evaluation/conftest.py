@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from rs5m.evaluation.config import EvalConfig
-from rs5m.evaluation.embed import Embedder
-from rs5m.evaluation.fixtures import write_demo_eval_data
-from rs5m.models import load_clip
+from rs5m.config.evaluate import EvalConfig
+from rs5m.ml.evaluation.embed import Embedder
+from rs5m.ml.evaluation.fixtures import write_demo_eval_data
+from rs5m.ml.models import load_clip
 from tests.conftest import SHARED_DATA
 
 

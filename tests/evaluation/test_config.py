@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rs5m.evaluation.config import EvalConfig, RetrievalDataset, load_eval_config
+from rs5m.config.evaluate import EvalConfig, RetrievalDataset, load_eval_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,8 +36,8 @@ def test_overrides_replace_model_and_top_level_keys(tmp_path: Path) -> None:
 
 
 def test_cli_quick_gelu_flags(tmp_path: Path) -> None:
-    from rs5m.cli import build_parser
-    from rs5m.commands.evaluate import _overrides
+    from cli.commands.evaluate import _overrides
+    from cli.main import build_parser
 
     parser = build_parser()
     for argv, want in ([], None), (["--quick-gelu"], True), (["--no-quick-gelu"], False):

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from rs5m.evaluation.embed import (
+from rs5m.ml.evaluation.embed import (
     EmbeddingCache,
     ImagePathDataset,
     encode_images,

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from rs5m.cli import main
-from rs5m.evaluation.config import EvalConfig, RetrievalDataset, SeloDataset, ZeroShotDataset
-from rs5m.evaluation.fixtures import write_air_slt, write_rsitmd
-from rs5m.evaluation.report import TABLE_COLUMNS
-from rs5m.evaluation.retrieval import evaluate_retrieval
-from rs5m.evaluation.selo import evaluate_selo
-from rs5m.evaluation.zeroshot import evaluate_zeroshot
+from cli.main import main
+from rs5m.config.evaluate import EvalConfig, RetrievalDataset, SeloDataset, ZeroShotDataset
+from rs5m.ml.evaluation.fixtures import write_air_slt, write_rsitmd
+from rs5m.ml.evaluation.report import TABLE_COLUMNS
+from rs5m.ml.evaluation.retrieval import evaluate_retrieval
+from rs5m.ml.evaluation.selo import evaluate_selo
+from rs5m.ml.evaluation.zeroshot import evaluate_zeroshot
 
 
 def test_zeroshot_on_whu_rs19(shared_data: Path, tiny_embedder) -> None:

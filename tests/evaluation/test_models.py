@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from rs5m.models import CheckpointError, eval_preprocess, load_clip, read_state_dict, register_tiny_model
+from rs5m.ml.models import CheckpointError, eval_preprocess, load_clip, read_state_dict, register_tiny_model
 
 
 @pytest.fixture(scope="module")

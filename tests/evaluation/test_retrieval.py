@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rs5m.evaluation.retrieval import hits_at_k, read_csv_split, read_txt_split, retrieval_metrics
+from rs5m.ml.evaluation.retrieval import hits_at_k, read_csv_split, read_txt_split, retrieval_metrics
 
 # captions a1, a2 -> image A; b1 -> B; c1, c2, c3 -> C. Rows: captions, columns: images A, B, C.
 SCORES = np.array(

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rs5m.evaluation import selo
-from rs5m.evaluation.config import SeloDataset
-from rs5m.evaluation.fixtures import write_air_slt
+from rs5m.config.evaluate import SeloDataset
+from rs5m.ml.evaluation import selo
+from rs5m.ml.evaluation.fixtures import write_air_slt
 
 
 def test_tile_boxes_hand_enumerated() -> None:

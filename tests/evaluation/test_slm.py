@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from rs5m.evaluation import slm
+from rs5m.ml.evaluation import slm
 
 SQUARE = [[60, 60], [140, 60], [140, 140], [60, 140]]  # centre (100, 100), r = int(1.5 * 40 * sqrt 2) = 84
 E3 = math.exp(3) - 1

@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from rs5m.evaluation.templates import TEMPLATES, class_name, fill
-from rs5m.evaluation.zeroshot import (
+from rs5m.ml.evaluation.templates import TEMPLATES, class_name, fill
+from rs5m.ml.evaluation.zeroshot import (
     classification_metrics,
     scan_image_folder,
     zeroshot_classifier,

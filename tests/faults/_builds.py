@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from rs5m import lineage
+from rs5m.lineage import store as lineage
 
 VERSION = "v1"  # every fault test builds this version name (in its own root)
 REPO = Path(__file__).resolve().parents[2]
@@ -99,7 +99,7 @@ def cli_build_cmd(config: Path, root: Path, version: str = VERSION, *args: str) 
     return [
         sys.executable,
         "-m",
-        "rs5m.cli",
+        "cli.main",
         "build",
         "--config",
         str(config),

@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from rs5m.download import done_shard_ids
+from rs5m.pipeline.download.img2ds import done_shard_ids
 from rs5m.sample import serve_images
 from rs5m.sample.server import ROUTES_FILE
 

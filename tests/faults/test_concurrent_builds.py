@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from rs5m import lineage
-from rs5m.locks import VersionLocked, is_locked, lock_path, read_holder, version_lock
+from rs5m.core.locks import VersionLocked, is_locked, lock_path, read_holder, version_lock
+from rs5m.lineage import store as lineage
 from rs5m.rating.store import RatingStore, StoreBusy
 
 from ._builds import (
@@ -214,7 +214,7 @@ def test_flow_refuses_before_writing(faults_world: World, tmp_path: Path, prefec
 
 HOLD_LOCK = """
 import sys
-from rs5m.locks import version_lock
+from rs5m.core.locks import version_lock
 with version_lock(sys.argv[1], sys.argv[2]):
     print("held", flush=True)
     sys.stdin.read()
@@ -224,7 +224,7 @@ with version_lock(sys.argv[1], sys.argv[2]):
 # line; the writer then adds version "w1".
 HOLD_DB = """
 import sys
-from rs5m import lineage
+from rs5m.lineage import store as lineage
 con = lineage.connect(sys.argv[1], read_only=sys.argv[2] == "ro")
 print("held", flush=True)
 sys.stdin.readline()
@@ -236,7 +236,7 @@ con.close()
 # Writes version "w2" (or, with argv[2] == "ro", reads the versions), logging lineage's wait message.
 USE_DB = """
 import logging, sys
-from rs5m import lineage
+from rs5m.lineage import store as lineage
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 if sys.argv[2] == "rw":
     lineage.set_version_status(sys.argv[1], "w2", "complete", "h", "/r")

@@ -1,6 +1,6 @@
 """Corrupted done markers are detected by their checksum and their work is redone (issue #12).
 
-A stats file (``rs5m.fsio.PartitionStats``) is the done marker of one partition of one stage; a shard
+A stats file (``rs5m.core.stats.PartitionStats``) is the done marker of one partition of one stage; a shard
 manifest and its per-shard entries are the package stage's. Each test copies one complete build of
 the fault world, corrupts markers in ways a parse and the ``n_in == n_out + removed`` invariant cannot
 see (counts shifted together, a renamed reason, a dropped checksum, a wrong shard sha256, a flipped
@@ -29,12 +29,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from rs5m import lineage
-from rs5m.build import COMPLETE_MARKER
-from rs5m.fsio import CHECKSUM_KEY, PartitionStats, read_done, write_sealed_json
-from rs5m.package import package_pub11
-from rs5m.packer import package_subset, subset_status
-from rs5m.shards import PackageConfig, Sample, read_manifest, verify_manifest
+from rs5m.config import PackageConfig
+from rs5m.core.io import CHECKSUM_KEY, write_sealed_json
+from rs5m.core.stats import PartitionStats, read_done
+from rs5m.core.version import COMPLETE_MARKER
+from rs5m.lineage import store as lineage
+from rs5m.pipeline.package.packer import package_subset, subset_status
+from rs5m.pipeline.package.pub11 import package_pub11
+from rs5m.shards import Sample, read_manifest, verify_manifest
 from rs5m.shards.manifest import entry_path, verify_subset
 
 from . import LONG

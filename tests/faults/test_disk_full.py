@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from rs5m import lineage
+from rs5m.lineage import store as lineage
 from rs5m.shards.manifest import ENTRY_DIR, file_sha256, read_entries, verify_manifest
 from rs5m.shards.tario import iter_shard_samples
 
@@ -133,13 +133,13 @@ class _WriterOs:
 
 def budget_cli(n_bytes: int, hits_file: str, argv: list[str]) -> int:
     """``rs5m`` with the shard writer on a disk of ``n_bytes``; writes the refusal count to ``hits_file``."""
-    import rs5m.cli
+    import cli.main
     import rs5m.shards.writer as writer
 
     disk = _WriterOs(n_bytes)
     writer.os = disk  # type: ignore[assignment]
     try:
-        return rs5m.cli.main(argv)
+        return cli.main.main(argv)
     finally:
         Path(hits_file).write_text(json.dumps({"hits": disk.hits, "left": disk.left}), encoding="utf-8")
 
@@ -242,7 +242,7 @@ def test_budget_fills_during_shard_writing(
     root, hits = tmp_path / "root", tmp_path / "hits.json"
     root.mkdir()
     cli = cli_build_cmd(config, root)
-    argv = cli[cli.index("rs5m.cli") + 1 :]  # what `python -m rs5m.cli` would get
+    argv = cli[cli.index("cli.main") + 1 :]  # what `python -m cli.main` would get
     cmd = [sys.executable, "-m", "tests.faults.test_disk_full", "budget", str(budget), str(hits), *argv]
     failed = run_cli(cmd, tmp_path / "build-0.log")
     failed["state"] = state(root)
@@ -266,8 +266,8 @@ _HEADS = {
 def test_cli_reports_a_full_disk_in_one_line(
     err: int, how: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import rs5m.cli
-    import rs5m.commands.build as build_command
+    import cli.commands.build as build_command
+    import cli.main
 
     path = "/data/versions/v1/package/rs5m/pub11-train-0003.tar"
     exc = OSError(err, os.strerror(err), None if how == "no-path" else path)
@@ -283,10 +283,10 @@ def test_cli_reports_a_full_disk_in_one_line(
     monkeypatch.setattr(build_command, "run", run)
     if _HEADS[err] is None:
         with pytest.raises((OSError, RuntimeError)) as info:
-            rs5m.cli.main(["build", "--config", "build.yaml"])
+            cli.main.main(["build", "--config", "build.yaml"])
         assert exc in (info.value, info.value.__cause__)
         return
-    assert rs5m.cli.main(["build", "--config", "build.yaml"]) == 2
+    assert cli.main.main(["build", "--config", "build.yaml"]) == 2
     where = "(the file was not reported)" if how == "no-path" else f"writing {path}"
     tail = "free space there and rerun the same command (finished stages are not redone)"
     assert capsys.readouterr().err == f"rs5m build: error: {_HEADS[err]} {where}: {tail}\n"

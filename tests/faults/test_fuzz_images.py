@@ -1,4 +1,4 @@
-"""Fuzzed image bytes through ``rs5m.images.check_image``.
+"""Fuzzed image bytes through ``rs5m.pipeline.validity.check.check_image``.
 
 Properties: ``check_image`` never raises; a result is ``ok`` or carries one of ``INVALID_REASONS``;
 ``ok`` holds exactly when PIL decodes the bytes completely and the size is within the limits
@@ -22,7 +22,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from rs5m.images import INVALID_REASONS, INVALID_TOO_MANY_PIXELS, ValidityConfig, check_image
+from rs5m.config import ValidityConfig
+from rs5m.pipeline.validity.check import INVALID_REASONS, INVALID_TOO_MANY_PIXELS, check_image
 from tests.faults import fuzz_settings, record
 
 _MODES_FORMATS = [

@@ -1,4 +1,4 @@
-"""Fuzzed source files through ``rs5m.ingest.ingest_file`` for each of the 11 PUB11 adapters.
+"""Fuzzed source files through ``rs5m.pipeline.ingest.ingest_file`` for each of the 11 PUB11 adapters.
 
 Property, for every generated file: ``ingest_file`` either returns stats or raises ``SourceFormatError``
 (a whole-file format error, after which no stats file marks the file done); it raises nothing else; the
@@ -34,7 +34,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rs5m.config import IngestConfig, SourceInput
-from rs5m.ingest import ingest_file, ingest_paths, partition_name
+from rs5m.pipeline.ingest import ingest_file, ingest_paths, partition_name
 from rs5m.sources.base import SourceFormatError
 from rs5m.sources.wit import WIT_COLUMNS
 from tests.faults import fuzz_settings, record, tree

@@ -1,4 +1,4 @@
-"""Fuzzed input shards through ``rs5m.pub11_images.iter_shard_images``.
+"""Fuzzed input shards through ``rs5m.pipeline.download.stage.iter_shard_images``.
 
 Tars hold members named ``../x.jpg``, ``/abs/x.jpg``, duplicates, empty, NUL-free unicode and very long
 names, of every member type (files, directories, symlinks and hard links pointing out of the tree,
@@ -22,7 +22,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rs5m.pub11_images import iter_shard_images
+from rs5m.pipeline.download.stage import iter_shard_images
 from tests.faults import fuzz_settings, record, tree
 
 _TYPES = [tarfile.REGTYPE, tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE]

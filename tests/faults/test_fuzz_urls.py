@@ -1,4 +1,4 @@
-"""Fuzzed URLs through the downloader's egress rules (``rs5m.netguard``).
+"""Fuzzed URLs through the downloader's egress rules (``rs5m.pipeline.download.netguard``).
 
 Properties:
 - ``check_url(url, resolve=False)`` never raises and returns ``None`` or a ``Refusal`` with a known reason,
@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rs5m.netguard import (
+from rs5m.pipeline.download.netguard import (
     REDIRECT_REFUSED,
     REFUSED_HOST,
     REFUSED_URL,

@@ -27,7 +27,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from rs5m.download import done_shard_ids
+from rs5m.pipeline.download.img2ds import done_shard_ids
 from rs5m.sample import serve_images
 from rs5m.sample.server import ServedAddress
 

@@ -40,7 +40,7 @@ import pytest
 from distributed import Client
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from rs5m.fsio import PartitionStats
+from rs5m.core.stats import PartitionStats
 
 from . import LONG
 from ._builds import REPO, VERSION, Outcome, World, assert_same, free_port, outcome, run_build, stop_processes
@@ -50,16 +50,17 @@ WAIT_S = 600.0  # the test waits this long for a worker to reach the kill point
 ALLOWED = int(dask.config.get("distributed.scheduler.allowed-failures"))  # worker deaths a task survives
 STATS_DIRS = {"keyword": "keyword/_stats", "download": "download/_stats", "scoring": "outlier/_scores_stats"}
 ENTRIES = {  # each stage's per-partition function, as the task code calls it
-    "keyword": "rs5m.keywords:filter_partition",
-    "download": "rs5m.pub11_images:download_candidates",
-    "scoring": "rs5m.scoring:score_partition",
+    "keyword": "rs5m.pipeline.keywords.matcher:filter_partition",
+    "download": "rs5m.pipeline.download.stage:download_candidates",
+    "scoring": "rs5m.pipeline.outlier.scores:score_partition",
 }
 MID_POINTS = {
-    "keyword": "rs5m.keywords:filter_table",  # kept rows found, candidates parquet open, not yet written
+    # kept rows found, candidates parquet open, not yet written
+    "keyword": "rs5m.pipeline.keywords.matcher:filter_table",
     "download": "img2dataset.writer:WebDatasetSampleWriter.write",  # one sample in the shard's tar
-    "scoring": "rs5m.scoring:ClipScorer.embed_images",  # first batch of the embeddings memmap
+    "scoring": "rs5m.pipeline.outlier.scores:ClipScorer.embed_images",  # first batch of the embeddings memmap
 }
-BEFORE_MARKER = "rs5m.fsio:PartitionStats.write"  # every output written, the done marker not yet
+BEFORE_MARKER = "rs5m.core.io:PartitionStats.write"  # every output written, the done marker not yet
 
 _LOCAL = threading.local()  # (stage, source/partition) the worker thread is in, set by the entry
 

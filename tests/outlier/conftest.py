@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rs5m.detector import DetectorConfig
-from rs5m.detector_train import train_detector, write_generated_images
+from rs5m.config import DetectorConfig
+from rs5m.ml.detector_train import train_detector, write_generated_images
 from tests.outlier.world import TinyVersion, add_partition, image_bytes, plain_rows, write_dedup
 
 

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from rs5m.detector import DetectorConfig, load_detector
-from rs5m.detector_train import list_images, split_balanced, train_detector
-from rs5m.models import load_clip
+from rs5m.config import DetectorConfig
+from rs5m.ml.detector import load_detector
+from rs5m.ml.detector_train import list_images, split_balanced, train_detector
+from rs5m.ml.models import load_clip
 from tests.outlier.world import image_bytes
 
 

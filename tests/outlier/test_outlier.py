@@ -10,16 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rs5m.fsio import write_parquet
-from rs5m.outlier import (
-    OutlierConfig,
-    decide_outliers,
-    decisions_path,
-    grid_path,
-    keep_grid,
-    stats_path,
-)
-from rs5m.scoring import SCORE_SCHEMA, scores_path
+from rs5m.config import OutlierConfig
+from rs5m.core.io import write_parquet
+from rs5m.pipeline.outlier.decision import decide_outliers, decisions_path, grid_path, keep_grid, stats_path
+from rs5m.pipeline.outlier.scores import SCORE_SCHEMA, scores_path
 
 SOURCES = ["laion2b", "cc3m"]
 

@@ -8,13 +8,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from rs5m.detector import load_detector
-from rs5m.scoring import (
+from rs5m.config import ScoringConfig
+from rs5m.config.stages import rs_prompts
+from rs5m.ml.detector import load_detector
+from rs5m.pipeline.outlier.scores import (
     SCORE_STAGE,
-    ScoringConfig,
     embeddings_path,
     get_scorer,
-    rs_prompts,
     score_partition,
     score_stats_path,
     scores_path,

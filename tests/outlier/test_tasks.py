@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from rs5m.outlier import OutlierConfig, stats_path
-from rs5m.scoring import ScoringConfig
+from rs5m.config import OutlierConfig, ScoringConfig
+from rs5m.pipeline.outlier.decision import stats_path
 from tasks.scoring import gpu_resources
 from tests.outlier.world import TinyVersion
 

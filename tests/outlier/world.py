@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from rs5m.fsio import write_parquet
+from rs5m.core.io import write_parquet
+from rs5m.core.schema import make_uid
 from rs5m.sample.images import aerial_image, encode, ordinary_image
-from rs5m.schema import make_uid
 
 
 @dataclass

@@ -16,13 +16,16 @@ from pathlib import Path
 import dask
 import pytest
 
-from rs5m import build, pub11_images
-from rs5m.config import load_build_config
-from rs5m.ingest import ingest_file
-from rs5m.package import package_pub11
+from rs5m.config import PackageConfig, load_build_config
+from rs5m.core import version as build
+from rs5m.pipeline.dedup import stage as dedup_stage
+from rs5m.pipeline.download import stage as download_stage
+from rs5m.pipeline.ingest import ingest_file
+from rs5m.pipeline.keywords.stage import keyword_paths, run_keyword_stage
+from rs5m.pipeline.package.pub11 import package_pub11
+from rs5m.pipeline.plan import plan_inputs
+from rs5m.pipeline.validity import stage as validity_stage
 from rs5m.sample import serve_images, write_world
-from rs5m.shards import PackageConfig
-from rs5m.stages import keyword_paths, plan_inputs, run_keyword_stage
 
 PKG_CFG = PackageConfig(val_fraction=0.2, max_samples_per_shard=25, fsync=False)
 STAGE_DIRS = ("ingest", "keyword", "download", "validity")
@@ -49,10 +52,10 @@ def build_version(world: Path, root: Path, version: str) -> Path:
     with serve_images(world / "images", port=cfg.sample_server.port):
         for s in keyword:
             candidates, _ = keyword_paths(vdir, s.source, s.partition)
-            pub11_images.download_candidates(vdir, s.source, s.partition, str(candidates), cfg.download)
+            download_stage.download_candidates(vdir, s.source, s.partition, str(candidates), cfg.download)
     for s in keyword:
-        pub11_images.validate_partition(vdir, s.source, s.partition, cfg.validity, cfg.dedup)
-    pub11_images.run_dedup(vdir, sorted({s.name for s in cfg.sources}), cfg.dedup)
+        validity_stage.validate_partition(vdir, s.source, s.partition, cfg.validity, cfg.dedup)
+    dedup_stage.run_dedup(vdir, sorted({s.name for s in cfg.sources}), cfg.dedup)
     return vdir
 
 

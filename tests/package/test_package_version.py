@@ -13,11 +13,13 @@ import pyarrow.parquet as pq
 import pytest
 import webdataset as wds
 
-from rs5m import build, lineage
-from rs5m.package import package_pub11
-from rs5m.packer import image_format
-from rs5m.pub11_images import iter_shard_images
-from rs5m.shards import PackageConfig, assign_split, iter_records, read_manifest, verify_manifest
+from rs5m.config import PackageConfig
+from rs5m.core import version as build
+from rs5m.lineage import store as lineage
+from rs5m.pipeline.download.stage import iter_shard_images
+from rs5m.pipeline.package.packer import image_format
+from rs5m.pipeline.package.pub11 import package_pub11
+from rs5m.shards import assign_split, iter_records, read_manifest, verify_manifest
 from tests.package.conftest import PKG_CFG, derive_version
 
 

@@ -10,8 +10,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rs5m.packer import Dropped, image_format, open_clip_image, package_subset, split_of, subset_done
-from rs5m.shards import PackageConfig, Sample, iter_records, verify_manifest
+from rs5m.config import PackageConfig
+from rs5m.pipeline.package.packer import (
+    Dropped,
+    image_format,
+    open_clip_image,
+    package_subset,
+    split_of,
+    subset_done,
+)
+from rs5m.shards import Sample, iter_records, verify_manifest
 
 CFG = PackageConfig(val_fraction=0.3, max_samples_per_shard=4, fsync=False)
 

@@ -15,20 +15,13 @@ import pytest
 import torch
 from PIL import Image
 
-from rs5m import build
-from rs5m.package_rs3 import iter_rs3_samples, package_rs3, resolve_image
-from rs5m.packer import Dropped, image_format, package_subset, subset_done
+from rs5m.config import PackageConfig
+from rs5m.core import version as build
+from rs5m.pipeline.package.packer import Dropped, image_format, package_subset, subset_done
+from rs5m.pipeline.package.rs3 import iter_rs3_samples, package_rs3, resolve_image
 from rs5m.rs3 import stage
-from rs5m.rs3.sample import write_rs3_world
-from rs5m.shards import (
-    PackageConfig,
-    Record,
-    Sample,
-    assign_split,
-    iter_records,
-    read_manifest,
-    verify_manifest,
-)
+from rs5m.sample.rs3 import write_rs3_world
+from rs5m.shards import Record, Sample, assign_split, iter_records, read_manifest, verify_manifest
 from tests.rs3.conftest import tiny_config
 
 CFG = PackageConfig(val_fraction=0.3, max_samples_per_shard=4, fsync=False)

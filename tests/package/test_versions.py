@@ -11,13 +11,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from rs5m import pub11_images
-from rs5m.commands import loader_check
-from rs5m.commands import versions as versions_cmd
-from rs5m.dedup import DedupConfig
-from rs5m.package import package_pub11
+from cli.commands import loader_check
+from cli.commands import versions as versions_cmd
+from rs5m.config import DedupConfig
+from rs5m.lineage.versions import RULE_OUTLIER, diff_versions, keep_decision, list_versions
+from rs5m.pipeline.dedup import stage as dedup_stage
+from rs5m.pipeline.package.pub11 import package_pub11
 from rs5m.shards import iter_records
-from rs5m.versions import RULE_OUTLIER, diff_versions, keep_decision, list_versions
 from tests.package.conftest import PKG_CFG, derive_version
 
 
@@ -31,7 +31,7 @@ def v2(v1: Path) -> Path:
     """v1's downloads re-deduplicated with near_threshold 0 (near duplicates survive), packaged."""
     vdir = derive_version(v1, "v2")
     sources = sorted(p.name for p in (vdir / "validity").iterdir() if p.name != "_stats")
-    pub11_images.run_dedup(vdir, sources, DedupConfig(near_threshold=0))
+    dedup_stage.run_dedup(vdir, sources, DedupConfig(near_threshold=0))
     package_pub11(vdir, PKG_CFG)
     return vdir
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from rs5m import cli
+from cli import main as cli
 from rs5m.rating.store import RatingStore, save_rating
 from tests.rating.conftest import free_port
 

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from rs5m.rs3.config import CaptionerConfig, RankerConfig, RS3Config, RS3SourceConfig
-from rs5m.rs3.sample import write_rs3_world
+from rs5m.config import RS3Config
+from rs5m.config.rs3 import CaptionerConfig, RankerConfig, RS3SourceConfig
+from rs5m.sample.rs3 import write_rs3_world
 from tests.conftest import SHARED_DATA
 
 

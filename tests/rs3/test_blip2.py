@@ -6,8 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from rs5m.rs3.blip2 import load_blip2, tiny_blip2
-from rs5m.rs3.config import CaptionerConfig
+from rs5m.config.rs3 import CaptionerConfig
+from rs5m.ml.blip2 import load_blip2, tiny_blip2
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from rs5m.rs3.captioner import Captioner, final_rule, get_captioner
+from rs5m.ml.captioner import Captioner, final_rule, get_captioner
 from tests.rs3.conftest import tiny_config
 
 

@@ -27,7 +27,7 @@ def test_caption_resources_rule():
 
 def test_flow_and_deployment_config_import():
     from flows.rs3 import rs3
-    from rs5m.rs3.config import load_rs3_config
+    from rs5m.config.rs3 import load_rs3_config
 
     assert rs3.name == "rs3"
     cfg = load_rs3_config("deployments/rs3-sample.yaml")

@@ -7,8 +7,8 @@ import re
 import pytest
 
 from rs5m.rs3 import metacaption as mc
-from rs5m.rs3.sample import fmow_json
 from rs5m.rs3.templates import FAMILIES, PLACEHOLDERS, pick_template, render
+from rs5m.sample.rs3 import fmow_json
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rs5m import lineage
-from rs5m.fsio import PartitionStats
+from rs5m.core.stats import PartitionStats
+from rs5m.lineage import store as lineage
 from rs5m.rs3 import pub11, report, stage
 from tests.rs3.conftest import tiny_config
 

@@ -79,7 +79,7 @@ def test_clean_sentences_drops_keyword_sentences() -> None:
 
 
 def test_agrees_with_the_project_matcher() -> None:
-    keywords = pytest.importorskip("rs5m.keywords")
+    keywords = pytest.importorskip("rs5m.pipeline.keywords.matcher")
     texts = [f for forms in HIT_FORMS.values() for f in forms] + list(vocab.NEAR_MISSES)
     texts += [t for t, _ in vocab.FALSE_POSITIVES] + list(FILLER)
     got = keywords.KeywordMatcher().hits(pa.array(texts)).to_pylist()

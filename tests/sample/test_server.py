@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from rs5m.download import DownloadConfig
-from rs5m.fetch import FetchError, GuardedFetcher
-from rs5m.images import ValidityConfig, check_image
+from rs5m.config import DownloadConfig, ValidityConfig
+from rs5m.pipeline.download.fetch import FetchError, GuardedFetcher
+from rs5m.pipeline.validity.check import check_image
 from rs5m.sample import serve_images
 from rs5m.sample.server import ROUTES_FILE, is_loopback
 

@@ -15,8 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from rs5m.commands import sample as sample_cmd
+from cli.commands import sample as sample_cmd
 from rs5m.config import load_build_config
+from rs5m.core.schema import SOURCE_ORDER
 from rs5m.sample import INGEST_REASONS, write_world
 from rs5m.sample.captions import match_patterns
 from rs5m.sample.plan import SLOW_SLEEP_S
@@ -24,7 +25,6 @@ from rs5m.sample.server import ROUTES_FILE
 from rs5m.sample.textwriters import WIT_HEADER
 from rs5m.sample.vocab import KEYWORD_PATTERNS
 from rs5m.sample.writers import COCO_SCHEMA, COYO_SCHEMA, LAION_SCHEMA
-from rs5m.schema import SOURCE_ORDER
 
 REPO = Path(__file__).resolve().parents[2]
 

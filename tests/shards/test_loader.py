@@ -14,7 +14,8 @@ import torch
 import webdataset as wds
 from PIL import Image
 
-from rs5m.shards import ClipPreprocess, PackageConfig, Sample, make_loader, write_shards
+from rs5m.config import PackageConfig
+from rs5m.shards import ClipPreprocess, Sample, make_loader, write_shards
 from rs5m.shards.loader import ShardDataset, shuffle_buffer_iter
 
 CFG = PackageConfig(max_samples_per_shard=5, fsync=False)

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from rs5m.fsio import write_sealed_json
-from rs5m.shards import PackageConfig, read_manifest, verify_manifest, write_manifest, write_shards
+from rs5m.config import PackageConfig
+from rs5m.core.io import write_sealed_json
+from rs5m.shards import read_manifest, verify_manifest, write_manifest, write_shards
 
 CFG = PackageConfig(max_samples_per_shard=3, fsync=False)
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rs5m.shards import PackageConfig, Sample, iter_records, make_key, write_shards
+from rs5m.config import PackageConfig
+from rs5m.shards import Sample, iter_records, make_key, write_shards
 from rs5m.shards.manifest import ENTRY_DIR, file_sha256, read_entries
 
 CFG = PackageConfig(max_samples_per_shard=4, fsync=False)

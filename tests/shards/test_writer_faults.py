@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from rs5m.shards import PackageConfig, Sample, iter_records, write_shards
+from rs5m.config import PackageConfig
+from rs5m.shards import Sample, iter_records, write_shards
 from rs5m.shards import writer as writer_mod
 from rs5m.shards.manifest import ENTRY_DIR, file_sha256, read_entries
 from rs5m.shards.tario import iter_shard_samples

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
-from rs5m.schema import SOURCE_ORDER
+from rs5m.core.schema import SOURCE_ORDER
 from rs5m.sources import ADAPTERS, get_adapter
 from rs5m.sources._arrow import json_objects, to_int32, to_key
 from rs5m.sources._text import join_sentences, split_tsv

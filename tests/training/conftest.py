@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rs5m.shards import PackageConfig, Sample, write_manifest, write_shards
-from rs5m.training.config import TrainConfig
+from rs5m.config import PackageConfig
+from rs5m.config.train import TrainConfig
+from rs5m.shards import Sample, write_manifest, write_shards
 
 COLOURS = {
     "red": (200, 40, 40),

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import yaml
 
-from rs5m.cli import main
-from rs5m.commands import train as train_command
-from rs5m.evaluation.fixtures import write_demo_eval_data
+from cli.commands import train as train_command
+from cli.main import main
+from rs5m.ml.evaluation.fixtures import write_demo_eval_data
 
 
 def _train_parser() -> argparse.ArgumentParser:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from rs5m.training.config import PRESETS, TrainConfig, load_train_config
-from rs5m.training.loop import WarmupCosine
+from rs5m.config.train import PRESETS, TrainConfig, load_train_config
+from rs5m.ml.training.loop import WarmupCosine
 
 
 def _yaml(tmp_path: Path, text: str) -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rs5m.evaluation.fixtures import write_demo_eval_data
+from rs5m.ml.evaluation.fixtures import write_demo_eval_data
 
 
 def test_params_pick_the_versions_shards(tmp_path: Path) -> None:

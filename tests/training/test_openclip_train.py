@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from rs5m.models import load_clip
-from rs5m.training.launch import launch
-from rs5m.training.openclip_train import openclip_argv, parse_openclip_log
+from rs5m.ml.models import load_clip
+from rs5m.ml.training.launch import launch
+from rs5m.ml.training.openclip_train import openclip_argv, parse_openclip_log
 
 
 def _arg(argv: list[str], flag: str) -> str:

@@ -8,11 +8,11 @@ from pathlib import Path
 import open_clip
 import torch
 
-from rs5m.models import load_clip
-from rs5m.training.checkpoint import list_checkpoints, load_checkpoint
-from rs5m.training.config import PeftConfig
-from rs5m.training.loop import train
-from rs5m.training.peft import apply_lora, load_adapter, lora_target_names, parameter_counts
+from rs5m.config.train import PeftConfig
+from rs5m.ml.models import load_clip
+from rs5m.ml.training.checkpoint import list_checkpoints, load_checkpoint
+from rs5m.ml.training.loop import train
+from rs5m.ml.training.peft import apply_lora, load_adapter, lora_target_names, parameter_counts
 
 
 def test_lora_targets_both_towers_attention_and_mlp() -> None:

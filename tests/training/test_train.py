@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from rs5m.models import load_clip
-from rs5m.training.checkpoint import list_checkpoints, load_checkpoint
-from rs5m.training.loop import train
-from rs5m.training.metrics import read_metrics
+from rs5m.ml.models import load_clip
+from rs5m.ml.training.checkpoint import list_checkpoints, load_checkpoint
+from rs5m.ml.training.loop import train
+from rs5m.ml.training.metrics import read_metrics
 
 
 class Killed(Exception):
@@ -112,7 +112,7 @@ def test_rs5m_layout_and_released_style_shards(make_cfg, tiny_shards) -> None:
 
 
 def test_csv_retrieval_sources(make_cfg, tmp_path: Path) -> None:
-    from rs5m.evaluation.fixtures import write_rsitmd
+    from rs5m.ml.evaluation.fixtures import write_rsitmd
 
     paths = write_rsitmd(tmp_path / "rsitmd", None)
     src = {"csv": str(paths["csv"]), "images_dir": str(paths["images"])}

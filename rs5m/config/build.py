@@ -1,0 +1,172 @@
+"""Typed run configuration (pydantic): one ``BuildConfig`` per dataset-version build, saved with it.
+
+Thresholds and knobs live here, never in stage code. Each stage has its own ``<Stage>Config``; the
+build config composes them. Configs load from YAML (``deployments/*.yaml``) via ``load_build_config``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from rs5m.config.package import PackageConfig
+from rs5m.config.rs3 import RS3Config, resolve_rs3_paths
+from rs5m.config.stages import DedupConfig, DownloadConfig, OutlierConfig, ScoringConfig, ValidityConfig
+from rs5m.core.schema import SOURCE_ORDER
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceInput(_Model):
+    """One PUB11 source: which files to read and source-specific options.
+
+    ``files`` are paths or glob patterns, relative paths resolved against the config file's folder.
+    ``options`` are validated by the source adapter's own options model (see ``rs5m.sources``).
+    """
+
+    name: str
+    files: list[str] = Field(min_length=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known_source(cls, v: str) -> str:
+        if v not in SOURCE_ORDER:
+            raise ValueError(f"unknown source {v!r}; expected one of {SOURCE_ORDER}")
+        return v
+
+
+class IngestConfig(_Model):
+    """Normalisation of source files into parquet partitions."""
+
+    rows_per_partition: int = Field(default=1_000_000, ge=1, le=50_000_000)
+    max_url_length: int = Field(default=2048, ge=16)
+    max_caption_length: int = Field(default=100_000, ge=16)
+
+
+class KeywordConfig(_Model):
+    """RS keyword filter. ``patterns=None`` means the 44 RS5M patterns; ``extra_patterns`` extend them."""
+
+    patterns: list[str] | None = None
+    extra_patterns: list[str] = Field(default_factory=list)
+    word_start: bool = True
+
+
+class DaskConfig(_Model):
+    """Where Dask work runs: a temporary LocalCluster, or an existing scheduler at ``address``."""
+
+    address: str | None = None
+    n_workers: int = Field(default=2, ge=1, le=1024)
+    threads_per_worker: int = Field(default=1, ge=1, le=256)
+    processes: bool = True
+
+
+class SampleServerConfig(_Model):
+    """The embedded sample world's local image server (127.0.0.1 only)."""
+
+    root: str
+    port: int = Field(ge=1024, le=65535)
+
+
+class BuildConfig(_Model):
+    """Everything one ``build-rs5m`` run needs."""
+
+    version: str = "dev"
+    root: str = "data"
+    sources: list[SourceInput] = Field(min_length=1)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    keyword: KeywordConfig = Field(default_factory=KeywordConfig)
+    download: DownloadConfig = Field(default_factory=DownloadConfig)
+    validity: ValidityConfig = Field(default_factory=ValidityConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    detector: str | None = Field(
+        default=None, description="RS detector checkpoint (flow train-rs-detector); none: c_rs is not used"
+    )
+    outlier: OutlierConfig = Field(default_factory=OutlierConfig)
+    package: PackageConfig = Field(default_factory=PackageConfig)
+    rs3: RS3Config | None = None
+    dask: DaskConfig = Field(default_factory=DaskConfig)
+    sample_server: SampleServerConfig | None = None
+
+    @field_validator("version")
+    @classmethod
+    def _version_name(cls, v: str) -> str:
+        # ``{now:%Y%m%d}`` makes a fresh version per scheduled run; the name becomes a folder name.
+        if "{" in v:
+            try:
+                v = v.format(now=dt.datetime.now(dt.UTC))
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ValueError(f"bad version template {v!r}: only {{now:<strftime>}} is known") from exc
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", v):
+            raise ValueError(f"version name {v!r} must be letters, digits, '.', '_' or '-' (a folder name)")
+        return v
+
+    @model_validator(mode="after")
+    def _allow_sample_server(self) -> BuildConfig:
+        # The sample world's own image server is the one loopback host a build may fetch from.
+        if self.sample_server is not None:
+            host = f"127.0.0.1:{self.sample_server.port}"
+            if host not in self.download.allow_hosts:
+                self.download.allow_hosts.append(host)
+        return self
+
+    def version_dir(self) -> Path:
+        """Folder holding every output of this version."""
+        return Path(self.root) / "versions" / self.version
+
+    def config_hash(self) -> str:
+        """Hash of the resolved config minus fields that only say where/which version."""
+        payload = self.model_dump(exclude={"version", "root", "dask"})
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _resolve_paths(cfg: dict[str, Any], base: Path) -> dict[str, Any]:
+    for src in cfg.get("sources", []):
+        src["files"] = [str(base / f) if not os.path.isabs(f) else f for f in src.get("files", [])]
+        for key, val in list(src.get("options", {}).items()):
+            if key.endswith("_file") and isinstance(val, str) and not os.path.isabs(val):
+                src["options"][key] = str(base / val)
+    det = cfg.get("detector")
+    if isinstance(det, str) and not os.path.isabs(det):
+        cfg["detector"] = str(base / det)
+    if cfg.get("rs3"):
+        resolve_rs3_paths(cfg["rs3"], base)
+    server = cfg.get("sample_server")
+    if server and not os.path.isabs(server.get("root", "/")):
+        server["root"] = str(base / server["root"])
+    return cfg
+
+
+def load_build_config(path: str | os.PathLike[str], **overrides: Any) -> BuildConfig:
+    """Load a YAML build config; relative file paths resolve against the YAML's folder.
+
+    ``overrides`` (e.g. ``root``, ``version``, ``dask_address``) replace top-level keys when not
+    ``None``; ``RS5M_DASK_ADDRESS`` in the environment sets the Dask scheduler when the config has none.
+    """
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"cannot read config {p}: {exc}") from exc
+    raw = _resolve_paths(raw, p.resolve().parent)
+    env_address = os.environ.get("RS5M_DASK_ADDRESS")
+    if env_address and not (raw.get("dask") or {}).get("address"):
+        raw.setdefault("dask", {})["address"] = env_address
+    for key, val in overrides.items():
+        if val is not None:
+            if key == "dask_address":
+                raw.setdefault("dask", {})["address"] = val
+            else:
+                raw[key] = val
+    return BuildConfig.model_validate(raw)

@@ -1,0 +1,251 @@
+"""Lineage store in DuckDB: per-partition stage counts, removal reasons, versions, and the funnel view.
+
+One writer: DuckDB lets one process at a time open the file read-write, and a writer also keeps
+read-only openers out (readers only keep writers out). ``load_version`` and ``set_version_status`` (and
+the rating store) open it read-write, briefly; ``connect`` waits with backoff while another process holds
+it (``LINEAGE_WAIT_S``, or ``$RS5M_LINEAGE_WAIT_S``) and then raises ``LineageBusy`` naming the file.
+Tables: ``versions``, ``stage_stats`` (one row per version/stage/partition), ``stage_reasons`` (removed
+rows per reason), ``keyword_hits``. Views: ``funnel`` (the RS5M PUB11 table, per version) and
+``reasons``. Per-sample decisions stay in parquet and are read by ``rs5m.lineage.why``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from rs5m.core.schema import DISPLAY_NAMES, SOURCE_ORDER, Stage
+from rs5m.core.stats import PartitionStats
+
+FUNNEL_COLUMNS = [
+    "Name",
+    "Amount",
+    "After Keyword Filtering",
+    "Download Image",
+    "Invalid Image (Removed)",
+    "Duplicate Image (Removed)",
+    "Outlier images (Removed)",
+    "Remain",
+]
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS versions (version VARCHAR PRIMARY KEY, created_at TIMESTAMP, updated_at TIMESTAMP,
+    config_hash VARCHAR, status VARCHAR, root VARCHAR, code_version VARCHAR);
+CREATE TABLE IF NOT EXISTS stage_stats (version VARCHAR, subset VARCHAR, source VARCHAR, stage VARCHAR,
+    partition VARCHAR, n_in BIGINT, n_out BIGINT);
+CREATE TABLE IF NOT EXISTS stage_reasons (version VARCHAR, subset VARCHAR, source VARCHAR, stage VARCHAR,
+    partition VARCHAR, reason VARCHAR, n BIGINT);
+CREATE TABLE IF NOT EXISTS keyword_hits (version VARCHAR, source VARCHAR, keyword VARCHAR, n BIGINT);
+CREATE OR REPLACE VIEW stage_totals AS
+    SELECT version, subset, source, stage, sum(n_in) AS n_in, sum(n_out) AS n_out
+    FROM stage_stats GROUP BY ALL;
+CREATE OR REPLACE VIEW reasons AS
+    SELECT version, subset, source, stage, reason, sum(n) AS n FROM stage_reasons GROUP BY ALL;
+CREATE OR REPLACE VIEW funnel AS
+    SELECT version, source,
+        max(n_in) FILTER (WHERE stage = 'ingest') AS amount,
+        max(n_out) FILTER (WHERE stage = 'keyword') AS after_keyword,
+        max(n_out) FILTER (WHERE stage = 'download') AS downloaded,
+        max(n_in - n_out) FILTER (WHERE stage = 'validity') AS invalid_removed,
+        max(n_in - n_out) FILTER (WHERE stage = 'dedup') AS duplicate_removed,
+        max(n_in - n_out) FILTER (WHERE stage = 'outlier') AS outlier_removed,
+        max(n_out) FILTER (WHERE stage = 'outlier') AS remain
+    FROM stage_totals WHERE subset = 'pub11' GROUP BY version, source;
+"""
+
+
+LINEAGE_WAIT_S = 120.0  # default wait for another process's hold on the file; $RS5M_LINEAGE_WAIT_S wins
+
+log = logging.getLogger(__name__)
+
+
+class LineageBusy(ValueError):
+    """Another process held the lineage database for the whole wait. A ``ValueError``: one CLI line."""
+
+
+def _is_lock_conflict(exc: duckdb.Error) -> bool:
+    # DuckDB 2.0: IOException 'Could not set lock on file "...": Conflicting lock is held in ... (PID n)'
+    return isinstance(exc, duckdb.IOException) and "could not set lock" in str(exc).lower()
+
+
+def _wait_s(wait_s: float | None) -> float:
+    if wait_s is not None:
+        return wait_s
+    env = os.environ.get("RS5M_LINEAGE_WAIT_S", "")
+    try:
+        return float(env) if env else LINEAGE_WAIT_S
+    except ValueError:
+        raise ValueError(f"RS5M_LINEAGE_WAIT_S={env!r} is not a number of seconds") from None
+
+
+def _open(db_path: Path, read_only: bool, wait_s: float | None) -> duckdb.DuckDBPyConnection:
+    limit, start, delay, told = _wait_s(wait_s), time.monotonic(), 0.05, False
+    while True:
+        try:
+            return duckdb.connect(str(db_path), read_only=read_only)
+        except duckdb.Error as exc:
+            if not _is_lock_conflict(exc):
+                raise
+            waited = time.monotonic() - start
+            if waited >= limit:
+                mode = "read" if read_only else "write"
+                raise LineageBusy(
+                    f"cannot open the lineage database {db_path} to {mode}: another process held it for "
+                    f"{limit:g} s ({exc}); retry when it is done, or raise RS5M_LINEAGE_WAIT_S"
+                ) from exc
+            if not told:
+                log.warning(
+                    "lineage database %s is held by another process; waiting up to %g s", db_path, limit
+                )
+                told = True
+            # short steps: a writer such as the rating store lets go between requests, so gaps are short
+            time.sleep(min(delay, limit - waited))
+            delay = min(delay * 1.5, 0.5)
+
+
+def connect(
+    db_path: str | Path, read_only: bool = False, wait_s: float | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Open the lineage database (creating tables and views when writable).
+
+    While another process holds the file in a conflicting mode (a writer keeps everyone out, a reader
+    keeps writers out), retry with backoff for up to ``wait_s`` seconds (default ``$RS5M_LINEAGE_WAIT_S``
+    or ``LINEAGE_WAIT_S``), then raise ``LineageBusy`` naming the file. ``FileNotFoundError`` when
+    reading a database that does not exist. Writers should close the connection as soon as they are done.
+    """
+    db_path = Path(db_path)
+    if read_only:
+        if not db_path.exists():
+            raise FileNotFoundError(f"no lineage database at {db_path}; run `rs5m build` first")
+        return _open(db_path, True, wait_s)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    con = _open(db_path, False, wait_s)
+    try:
+        con.execute(_DDL)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def set_version_status(db_path: str | Path, version: str, status: str, config_hash: str, root: str) -> None:
+    """Insert or update a version record."""
+    from rs5m import __version__
+
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with connect(db_path) as con:
+        con.execute(
+            """INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (version) DO UPDATE SET updated_at = excluded.updated_at,
+               status = excluded.status, config_hash = excluded.config_hash""",
+            [version, now, now, config_hash, status, root, __version__],
+        )
+
+
+def read_stats_files(version_dir: Path) -> list[PartitionStats]:
+    """Every stats file under a version folder; raise ``ValueError`` on a corrupt one."""
+    return [PartitionStats.read(p) for p in sorted(version_dir.glob("*/_stats/**/*.json"))]
+
+
+def load_version(db_path: str | Path, version: str, version_dir: Path) -> int:
+    """Replace the version's counts in DuckDB with those of its stats files; return the number loaded."""
+    stats = read_stats_files(version_dir)
+    rows = [(version, s.subset, s.source, s.stage, s.partition, s.n_in, s.n_out) for s in stats]
+    reasons = [
+        (version, s.subset, s.source, s.stage, s.partition, r, n) for s in stats for r, n in s.removed.items()
+    ]
+    hits: dict[tuple[str, str], int] = {}
+    for s in stats:
+        for kw, n in s.extra.get("keyword_hits", {}).items():
+            hits[(s.source, kw)] = hits.get((s.source, kw), 0) + int(n)
+    with connect(db_path) as con:
+        con.execute("BEGIN TRANSACTION")
+        for table in ("stage_stats", "stage_reasons", "keyword_hits"):
+            con.execute(f"DELETE FROM {table} WHERE version = ?", [version])
+        if rows:
+            con.executemany("INSERT INTO stage_stats VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+        if reasons:
+            con.executemany("INSERT INTO stage_reasons VALUES (?, ?, ?, ?, ?, ?, ?)", reasons)
+        if hits:
+            con.executemany(
+                "INSERT INTO keyword_hits VALUES (?, ?, ?, ?)",
+                [(version, s, k, n) for (s, k), n in hits.items()],
+            )
+        con.execute("COMMIT")
+    return len(stats)
+
+
+def latest_version(con: duckdb.DuckDBPyConnection) -> str:
+    """The most recently updated version; ``ValueError`` when there is none."""
+    row = con.execute("SELECT version FROM versions ORDER BY updated_at DESC LIMIT 1").fetchone()
+    if row is None:
+        raise ValueError("the lineage database has no versions yet; run `rs5m build` first")
+    return row[0]
+
+
+def latest_complete_version(db_path: str | Path, exclude: str | None = None) -> str:
+    """The most recently completed version other than ``exclude``; ``ValueError`` when there is none."""
+    with connect(db_path, read_only=True) as con:
+        row = con.execute(
+            "SELECT version FROM versions WHERE status = 'complete' AND version IS DISTINCT FROM ? "
+            "ORDER BY updated_at DESC LIMIT 1",
+            [exclude],
+        ).fetchone()
+    if row is None:
+        raise ValueError("no complete version to build incrementally from")
+    return row[0]
+
+
+def funnel_rows(con: duckdb.DuckDBPyConnection, version: str) -> list[dict[str, Any]]:
+    """The PUB11 table for one version: one row per source (RS5M order) and a Total row.
+
+    Columns of stages that have not run are ``None`` (shown empty), never zero.
+    """
+    res = con.execute("SELECT * FROM funnel WHERE version = ?", [version]).fetchall()
+    if not res:
+        known = con.execute("SELECT count(*) FROM versions WHERE version = ?", [version]).fetchone()[0]
+        raise ValueError(f"no counts for version {version!r}" + ("" if known else " (unknown version)"))
+    by_source = {r[1]: r[2:] for r in res}
+    out = []
+    for src in sorted(by_source, key=lambda s: SOURCE_ORDER.index(s) if s in SOURCE_ORDER else 99):
+        out.append(dict(zip(FUNNEL_COLUMNS, [DISPLAY_NAMES.get(src, src), *by_source[src]], strict=True)))
+    total: dict[str, Any] = {"Name": "Total"}
+    for col in FUNNEL_COLUMNS[1:]:
+        vals = [r[col] for r in out if r[col] is not None]
+        total[col] = sum(vals) if vals else None
+    return [*out, total]
+
+
+def reason_rows(con: duckdb.DuckDBPyConnection, version: str) -> list[dict[str, Any]]:
+    """Removed-row counts per source, stage and reason for one version (pipeline stage order)."""
+    order = {s.value: i for i, s in enumerate(Stage)}
+    res = con.execute(
+        "SELECT subset, source, stage, reason, n FROM reasons WHERE version = ? AND n > 0", [version]
+    ).fetchall()
+    rows = [dict(zip(["subset", "source", "stage", "reason", "n"], r, strict=True)) for r in res]
+    subsets = {"pub11": 0, "rs3": 1, "geometa": 2}
+    return sorted(
+        rows, key=lambda r: (subsets.get(r["subset"], 9), order.get(r["stage"], 99), r["source"], r["reason"])
+    )
+
+
+def keyword_rows(con: duckdb.DuckDBPyConnection, version: str) -> list[dict[str, Any]]:
+    """Per-keyword hit counts summed over sources, most frequent first."""
+    res = con.execute(
+        "SELECT keyword, sum(n) AS n FROM keyword_hits WHERE version = ? "
+        "GROUP BY keyword ORDER BY n DESC, keyword",
+        [version],
+    ).fetchall()
+    return [{"keyword": k, "n": int(n)} for k, n in res]
+
+
+def dumps_rows(rows: list[dict[str, Any]]) -> str:
+    """Rows as JSON text (for ``--format json`` and artifacts)."""
+    return json.dumps(rows, indent=2, default=str)

@@ -1,0 +1,141 @@
+"""``why(uid)``: every recorded decision for one sample, read from the version's per-sample parquet files.
+
+A uid starts with its source name, so only that source's files are scanned. Stages record decisions
+as follows: ingest — kept rows in ``ingest/<source>/*.parquet``, removed rows with a reason in
+``ingest/_rejects``; keyword — kept rows (with the matched keywords) in ``keyword/<source>/*.parquet``;
+an ingested row absent there was removed as ``no_keyword_match`` (derived, not stored, because at
+billions of rows a per-row record of non-matches would double the metadata on disk); download —
+``download/<source>/*/status.parquet``; validity — ``validity/<source>/*.parquet``; dedup —
+``dedup/decisions.parquet`` (with the cluster's members and its keeper); outlier —
+``outlier/decisions.parquet`` (scores and the pooled-quantile decision).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from rs5m.core.schema import SOURCE_ORDER, Reason, Stage
+
+
+def _query(con: duckdb.DuckDBPyConnection, files: list[Path], sql: str, uid: str) -> list[tuple]:
+    """Run ``sql`` (with ``$files`` and ``$uid`` parameters, never pasted into the text) over ``files``."""
+    if not files:
+        return []
+    return con.execute(sql, {"files": [str(f) for f in files], "uid": uid}).fetchall()
+
+
+def why(version_dir: Path, uid: str) -> list[dict[str, Any]]:
+    """Decisions for ``uid`` in pipeline order; ``ValueError`` when the uid is unknown in this version."""
+    source = uid.split("-", 1)[0]
+    if source not in SOURCE_ORDER:
+        raise ValueError(f"{uid!r} is not an rs5m uid (expected '<source>-<hash>', source in {SOURCE_ORDER})")
+    ingest = version_dir / Stage.INGEST.value
+    con = duckdb.connect()
+    out: list[dict[str, Any]] = []
+    rejected = _query(
+        con,
+        sorted((ingest / "_rejects" / source).glob("*.parquet")),
+        "SELECT stage, reason, detail FROM read_parquet($files) WHERE uid = $uid",
+        uid,
+    )
+    for stage, reason, detail in rejected:
+        out.append({"stage": stage, "decision": "removed", "reason": reason, "detail": detail})
+    rows = _query(
+        con,
+        sorted((ingest / source).glob("*.parquet")),
+        "SELECT url, caption, extras FROM read_parquet($files) WHERE uid = $uid",
+        uid,
+    )
+    if not rows:
+        if not out:
+            raise ValueError(f"uid {uid!r} not found in version folder {version_dir}")
+        return out
+    url, caption, extras = rows[0]
+    out.append(
+        {"stage": "ingest", "decision": "kept", "url": url, "caption": caption[:300], "extras": extras}
+    )
+    kw_dir = version_dir / Stage.KEYWORD.value / source
+    if not kw_dir.is_dir():
+        return out
+    sql = "SELECT keywords FROM read_parquet($files) WHERE uid = $uid"
+    hits = _query(con, sorted(kw_dir.glob("*.parquet")), sql, uid)
+    if not hits:
+        out.append({"stage": "keyword", "decision": "removed", "reason": Reason.NO_KEYWORD_MATCH.value})
+        return out
+    out.append({"stage": "keyword", "decision": "kept", "keywords": list(hits[0][0])})
+    for reader in (_download, _validity, _dedup, _outlier):
+        decision = reader(con, version_dir, source, uid)
+        if decision is None:
+            break
+        out.append(decision)
+        if decision["decision"] != "kept":
+            break
+    return out
+
+
+def _download(con: duckdb.DuckDBPyConnection, vdir: Path, source: str, uid: str) -> dict[str, Any] | None:
+    files = sorted((vdir / Stage.DOWNLOAD.value / source).glob("*/status.parquet"))
+    sql = "SELECT status, reason, detail, shard, key FROM read_parquet($files) WHERE uid = $uid"
+    rows = _query(con, files, sql, uid)
+    if not rows:
+        return None
+    status, reason, detail, shard, key = rows[0]
+    if status == "success":
+        return {"stage": "download", "decision": "kept", "shard": shard, "key": key}
+    return {"stage": "download", "decision": "removed", "reason": reason, "detail": detail}
+
+
+def _validity(con: duckdb.DuckDBPyConnection, vdir: Path, source: str, uid: str) -> dict[str, Any] | None:
+    files = sorted((vdir / Stage.VALIDITY.value / source).glob("*.parquet"))
+    cols = "valid, invalid_reason, invalid_detail, width, height, mode, sha256, phash"
+    rows = _query(con, files, f"SELECT {cols} FROM read_parquet($files) WHERE uid = $uid", uid)
+    if not rows:
+        return None
+    valid, reason, detail, width, height, mode, sha256, phash = rows[0]
+    if not valid:
+        return {"stage": "validity", "decision": "removed", "reason": reason, "detail": detail}
+    phash_hex = f"{phash:016x}" if phash is not None else None
+    info = {"width": width, "height": height, "mode": mode, "sha256": sha256, "phash": phash_hex}
+    return {"stage": "validity", "decision": "kept", **info}
+
+
+def _dedup(con: duckdb.DuckDBPyConnection, vdir: Path, source: str, uid: str) -> dict[str, Any] | None:
+    path = vdir / Stage.DEDUP.value / "decisions.parquet"
+    if not path.exists():
+        return None
+    cols = "dup_cluster, dup_keep, dup_reason, dup_keeper_uid"
+    sql = f"SELECT {cols} FROM read_parquet($files) WHERE uid = $uid"
+    rows = _query(con, [path], sql, uid)
+    if not rows:
+        return None
+    cluster, keep, reason, keeper = rows[0]
+    out: dict[str, Any] = {"stage": "dedup", "decision": "kept" if keep else "removed"}
+    if not keep:
+        out["reason"] = reason
+    if cluster is not None:
+        members = con.execute(
+            "SELECT uid, source, dup_keep, dup_reason FROM read_parquet(?) "
+            "WHERE dup_cluster = ? ORDER BY uid",
+            [str(path), cluster],
+        ).fetchall()
+        listed = [{"uid": m[0], "source": m[1], "keep": m[2], "reason": m[3]} for m in members]
+        out |= {"cluster": cluster, "keeper": keeper, "members": listed}
+    return out
+
+
+def _outlier(con: duckdb.DuckDBPyConnection, vdir: Path, source: str, uid: str) -> dict[str, Any] | None:
+    path = vdir / Stage.OUTLIER.value / "decisions.parquet"
+    if not path.exists():
+        return None
+    cur = con.execute("SELECT * FROM read_parquet($files) WHERE uid = $uid", {"files": str(path), "uid": uid})
+    found = cur.fetchall()
+    if not found:
+        return None
+    row = dict(zip([d[0] for d in cur.description], found[0], strict=True))
+    scores = {k: v for k, v in row.items() if k.startswith(("s_", "c_")) and v is not None}
+    if row.get("keep_outlier"):
+        return {"stage": "outlier", "decision": "kept", **scores}
+    return {"stage": "outlier", "decision": "removed", "reason": row.get("reason"), **scores}

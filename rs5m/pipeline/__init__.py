@@ -1,0 +1,1 @@
+"""The PUB11 pipeline: the stage registry, the plan, and one package per stage."""

@@ -1,0 +1,1 @@
+"""The download stage: img2dataset behind an egress guard, one candidate partition at a time."""

@@ -1,0 +1,1 @@
+"""The RS keyword filter stage."""

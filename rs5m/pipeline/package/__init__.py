@@ -1,0 +1,1 @@
+"""The packaging barrier: kept pairs become train/val webdataset shards and manifests."""

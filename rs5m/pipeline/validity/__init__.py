@@ -1,0 +1,1 @@
+"""The validity stage: decodable, not too small, not a bomb; content hashes for dedup."""
