@@ -49,13 +49,13 @@ INJECTIONS = [
         "the whole build SIGKILLed mid-download and restarted",
         (
             f"{_F}test_build_kill.py",
-            "tests/download/test_kill_resume.py::test_killed_download_resumes_without_refetching",
+            "tests/pipeline/download/test_kill_resume.py::test_killed_download_resumes_without_refetching",
         ),
         "finished shards not fetched again (server request counts); no half-written shard marked done",
     ),
     Injection(
         "the image server stalling or resetting connections, then recovering",
-        (f"{_F}test_server_faults.py", "tests/download/test_slow_drip.py"),
+        (f"{_F}test_server_faults.py", "tests/pipeline/download/test_slow_drip.py"),
         "transient failures recorded as reasons, retried after recovery; slow-drip bounded by total_timeout",
     ),
     Injection(
@@ -70,33 +70,33 @@ INJECTIONS = [
     ),
     Injection(
         "two builds of one version at once; DuckDB one writer",
-        (f"{_F}test_concurrent_builds.py", "tests/test_locks.py"),
+        (f"{_F}test_concurrent_builds.py", "tests/core/test_locks.py"),
         "the second build is refused (or waits with --wait-lock) and writes nothing",
     ),
     Injection(
         "corrupted stats files and manifests",
         (
             f"{_F}test_corrupt_markers.py",
-            "tests/test_lineage.py::test_corrupt_stats_file_is_not_done",
-            "tests/test_keywords.py::test_filter_partition_redoes_a_corrupt_marker",
-            "tests/package/test_package_version.py::test_manifest_verifies_and_detects_a_flipped_byte",
+            "tests/lineage/test_store.py::test_corrupt_stats_file_is_not_done",
+            "tests/pipeline/keywords/test_matcher.py::test_filter_partition_redoes_a_corrupt_marker",
+            "tests/pipeline/package/test_package_version.py::test_manifest_verifies_and_detects_a_flipped_byte",
         ),
         "detected by checksum, the partition or package subset redone",
     ),
     Injection(
         "download interrupted or partly failed, rerun resumes / retry-failed refetches only transient rows",
         (
-            "tests/download/test_download.py::test_resume_returns_stats_without_network",
-            "tests/download/test_download.py::test_shard_level_resume_skips_done_shards",
-            "tests/download/test_download.py::test_retry_failed_refetches_only_transient",
+            "tests/pipeline/download/test_download.py::test_resume_returns_stats_without_network",
+            "tests/pipeline/download/test_download.py::test_shard_level_resume_skips_done_shards",
+            "tests/pipeline/download/test_download.py::test_retry_failed_refetches_only_transient",
         ),
     ),
     Injection(
         "a finished version rebuilt: no-op; package resume",
         (
-            "tests/test_flow_build.py::test_build_flow_on_sample_world",
-            "tests/package/test_package_version.py::test_stats_load_into_lineage_and_resume",
-            "tests/package/test_packer.py::test_resume_marker_and_clear",
+            "tests/flows/test_build.py::test_build_flow_on_sample_world",
+            "tests/pipeline/package/test_package_version.py::test_stats_load_into_lineage_and_resume",
+            "tests/pipeline/package/test_packer.py::test_resume_marker_and_clear",
         ),
     ),
 ]

@@ -14,7 +14,7 @@ import yaml
 from rs5m.core.dask_tls import FILES, main, tls_env, write_credentials
 from tests.faults._builds import free_port, stop_processes
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CLIENT = """
 import sys
 from distributed import Client

@@ -11,7 +11,7 @@ import pytest
 from rs5m.config import OutlierConfig, ScoringConfig
 from rs5m.pipeline.outlier.decision import stats_path
 from tasks.scoring import gpu_resources
-from tests.outlier.world import TinyVersion
+from tests.pipeline.outlier.world import TinyVersion
 
 TINY = ScoringConfig(model_name="rs5m-tiny", pretrained=None, batch_size=8, num_workers=2, device="auto")
 
@@ -111,6 +111,6 @@ def test_detector_params_resolve_paths_against_the_yaml(tmp_path: Path) -> None:
     job = TrainDetectorParams(config=str(tmp_path / "job.yaml"), out_dir="/elsewhere", device="cpu").resolve()
     assert (job.pos_dir, job.neg_dir, job.out_dir) == (str(tmp_path / "a"), str(tmp_path / "b"), "/elsewhere")
     assert job.detector.device == "cpu" and job.detector.model_name == "rs5m-tiny"
-    shipped = Path(__file__).resolve().parents[2] / "deployments" / "detector-sample.yaml"
+    shipped = Path(__file__).resolve().parents[3] / "deployments" / "detector-sample.yaml"
     sample = TrainDetectorParams(config=str(shipped)).resolve()
     assert sample.detector.model_name == "rs5m-tiny" and sample.generate_negatives > 0

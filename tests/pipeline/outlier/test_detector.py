@@ -13,7 +13,7 @@ from rs5m.config import DetectorConfig
 from rs5m.ml.detector import load_detector
 from rs5m.ml.detector_train import list_images, split_balanced, train_detector
 from rs5m.ml.models import load_clip
-from tests.outlier.world import image_bytes
+from tests.pipeline.outlier.world import image_bytes
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 
 from rs5m.config.evaluate import EvalConfig, RetrievalDataset, load_eval_config
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_relative_paths_resolve_against_the_yaml(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from rs5m.lineage.versions import RULE_OUTLIER, diff_versions, keep_decision, li
 from rs5m.pipeline.dedup import stage as dedup_stage
 from rs5m.pipeline.package.pub11 import package_pub11
 from rs5m.shards import iter_records
-from tests.package.conftest import PKG_CFG, derive_version
+from tests.pipeline.package.conftest import PKG_CFG, derive_version
 
 
 def kept(vdir: Path) -> set[str]:

@@ -18,7 +18,7 @@ import pytest
 from rs5m.core import locks
 from rs5m.core.locks import Holder, VersionLocked, is_locked, lock_path, read_holder, version_lock
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # Takes the lock, says so on stdout, then holds it until stdin closes (or it is killed).
 HOLD = """

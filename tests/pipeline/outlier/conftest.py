@@ -8,7 +8,7 @@ import pytest
 
 from rs5m.config import DetectorConfig
 from rs5m.ml.detector_train import train_detector, write_generated_images
-from tests.outlier.world import TinyVersion, add_partition, image_bytes, plain_rows, write_dedup
+from tests.pipeline.outlier.world import TinyVersion, add_partition, image_bytes, plain_rows, write_dedup
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from rs5m.pipeline.outlier.scores import (
     score_stats_path,
     scores_path,
 )
-from tests.outlier.world import TinyVersion, image_bytes
+from tests.pipeline.outlier.world import TinyVersion, image_bytes
 
 TINY = {"model_name": "rs5m-tiny", "pretrained": None, "batch_size": 4, "device": "cpu"}
 

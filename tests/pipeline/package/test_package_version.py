@@ -20,7 +20,7 @@ from rs5m.pipeline.download.stage import iter_shard_images
 from rs5m.pipeline.package.packer import image_format
 from rs5m.pipeline.package.pub11 import package_pub11
 from rs5m.shards import assign_split, iter_records, read_manifest, verify_manifest
-from tests.package.conftest import PKG_CFG, derive_version
+from tests.pipeline.package.conftest import PKG_CFG, derive_version
 
 
 def kept_sources(vdir: Path) -> dict[str, dict]:
