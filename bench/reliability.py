@@ -256,7 +256,7 @@ FINDINGS = [
         f"`{_R}test_fixed_fmow_metadata_crash[*]`",
     ),
     (
-        "`rs5m/sources/rs3.py` `_load_json`",
+        "`rs5m/rs3/readers.py` `_load_json`",
         "a metadata file of 100 000 `[`",
         "`RecursionError` escaped `read_item`; now `malformed_metadata`",
         f"`{_R}test_fixed_deeply_nested_metadata`",

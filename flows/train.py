@@ -17,10 +17,8 @@ from pydantic import BaseModel, Field
 
 from flows.evaluate import EvaluateParams, evaluate_georsclip
 from rs5m.config.train import TrainConfig, load_train_config
+from rs5m.core.layout import DataRoot
 from tasks.train import evaluation_config, publish_training, train_model
-
-# Where the packaging stage puts a version's open_clip-layout shards.
-SHARDS_OF_VERSION = "{root}/versions/{version}/package/open_clip"
 
 
 class TrainParams(BaseModel):
@@ -49,7 +47,8 @@ class TrainParams(BaseModel):
         """The TrainConfig: the YAML with these overrides; a dataset version selects its shards."""
         shards = self.shards
         if shards is None and self.dataset_version is not None:
-            shards = SHARDS_OF_VERSION.format(root=self.data_root, version=self.dataset_version)
+            layout = DataRoot.of(self.data_root).version(self.dataset_version)
+            shards = str(layout.package_dir("open_clip"))
         over = {
             "preset": self.preset,
             "engine": self.engine,

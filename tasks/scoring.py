@@ -1,28 +1,22 @@
-"""Prefect tasks of the outlier stage: scoring per download partition (GPU workers), decision, grid, detector.
+"""Prefect tasks of the outlier stage beyond the registry's: the keep grid artifact, the RS detector.
 
-GPU placement: ``submit_scoring`` submits ``score_images`` inside ``dask.annotate(resources={"GPU": 1})``
-when GPU scheduling applies (``ScoringConfig.dask_gpu``: "auto" = when a worker of the flow's
-DaskTaskRunner advertises ``GPU``; "always"; "never"). prefect-dask's client passes Dask's global
-annotations to the scheduler, so only workers started with ``--resources GPU=1`` run those tasks,
-one at a time per GPU. With no GPU worker ("auto"), the tasks run on any worker, on its CPU.
+Scoring and the decision run as registry stages (``tasks.stages``); GPU placement of scoring follows
+``ScoringConfig.dask_gpu`` ("auto" = when a worker of the flow's DaskTaskRunner advertises ``GPU``;
+"always"; "never"): prefect-dask passes Dask's annotations to the scheduler, so only workers started with
+``--resources GPU=1`` run those tasks, one at a time per GPU.
 """
 
 from __future__ import annotations
 
-import contextlib
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import dask
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
-from prefect.futures import PrefectFuture
 
 from rs5m.config import DetectorConfig, OutlierConfig, ScoringConfig
 from rs5m.ml.detector_train import train_detector
 from rs5m.pipeline.outlier import decision as outlier
-from rs5m.pipeline.outlier import scores as scoring
 from tasks._common import GPU_RESOURCES, artifact_key, cluster_has_gpus, flow_dask_client  # noqa: F401
 from tasks._common import gpu_resources as _gpu_resources
 
@@ -30,30 +24,6 @@ from tasks._common import gpu_resources as _gpu_resources
 def gpu_resources(cfg: ScoringConfig, client: Any | None = None) -> dict[str, float] | None:
     """The Dask resources scoring tasks should ask for, or None for "any worker"."""
     return _gpu_resources(cfg.dask_gpu, client)
-
-
-@task(name="score-images", retries=1, retry_delay_seconds=5, task_run_name="score-{source}-{part}")
-def score_images(
-    version_dir: str, source: str, part: str, cfg: ScoringConfig, detector: str | None = None
-) -> dict:
-    """Score one download partition (model cached per worker process); returns its stats."""
-    return asdict(scoring.score_partition(Path(version_dir), source, part, cfg, detector))
-
-
-def submit_scoring(
-    version_dir: str, parts: list[tuple[str, str]], cfg: ScoringConfig, detector: str | None = None
-) -> list[PrefectFuture]:
-    """Submit ``score_images`` for every (source, part), on GPU workers when they apply (call from a flow)."""
-    resources = gpu_resources(cfg)
-    ctx = dask.annotate(resources=resources) if resources else contextlib.nullcontext()
-    with ctx:
-        return [score_images.submit(version_dir, source, part, cfg, detector) for source, part in parts]
-
-
-@task(name="decide-outliers")
-def decide_outliers(version_dir: str, sources: list[str], cfg: OutlierConfig) -> list[dict]:
-    """The pooled-quantile keep decision over every score file; returns per-source stats."""
-    return [asdict(s) for s in outlier.decide_outliers(Path(version_dir), sources, cfg)]
 
 
 def _grid_markdown(rows: list[dict[str, Any]]) -> str:

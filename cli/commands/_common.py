@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from rs5m.core.layout import DataRoot
+
 PREFECT_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
@@ -23,7 +25,7 @@ def prefect_env(root: str | Path) -> None:
     for key, val in PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, val)
     Path(root).mkdir(parents=True, exist_ok=True)  # Prefect cannot create its home under a missing root
-    os.environ.setdefault("PREFECT_HOME", str(Path(root).resolve() / ".prefect"))
+    os.environ.setdefault("PREFECT_HOME", str(DataRoot.of(Path(root).resolve()).prefect_home))
 
 
 def format_table(rows: list[dict[str, Any]], fmt: str = "table") -> str:

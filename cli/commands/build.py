@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cli.commands._common import format_table, prefect_env
 from rs5m.config import load_build_config
-from rs5m.core.locks import Holder, version_lock
+from rs5m.core.locks import Holder, version_lock, waiting_message
 from rs5m.lineage import store as lineage
 from rs5m.pipeline.plan import plan_inputs
 from rs5m.rs3.report import rs3_funnel_rows
@@ -57,11 +57,7 @@ def run(args: argparse.Namespace) -> int:
     Path(cfg.root).mkdir(parents=True, exist_ok=True)  # Prefect's home goes under it
 
     def waiting(holder: Holder | None) -> None:
-        who = holder.describe() if holder else "another process"
-        print(
-            f"rs5m build: version {cfg.version} is being built by {who}; waiting up to {args.wait_lock:g} s",
-            file=sys.stderr,
-        )
+        print(f"rs5m build: {waiting_message(cfg.version, holder, args.wait_lock)}", file=sys.stderr)
 
     # Taken here, before Prefect starts, so a refused build costs nothing and writes nothing; the flow
     # takes the same lock again (re-entrant in this process).
@@ -69,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         rows = _run_flow(args, cfg.root, cfg.version)
     print(f"\nversion {cfg.version} built under {cfg.version_dir()}\n")
     print(format_table(rows))
-    with lineage.connect(Path(cfg.root) / "lineage.duckdb", read_only=True) as con:
+    with lineage.connect(cfg.layout().data_root.lineage_db, read_only=True) as con:
         rs3 = rs3_funnel_rows(con, cfg.version)
     if rs3:
         print(f"\nRS3, version {cfg.version}")

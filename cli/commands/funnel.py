@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from cli.commands._common import format_table
+from rs5m.core.layout import DataRoot
 from rs5m.lineage import store as lineage
 from rs5m.rs3.report import geometa_rows, rs3_funnel_rows
 
@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the requested table from the lineage database (read-only)."""
-    with lineage.connect(Path(args.root) / "lineage.duckdb", read_only=True) as con:
+    with lineage.connect(DataRoot.of(args.root).lineage_db, read_only=True) as con:
         version = args.version or lineage.latest_version(con)
         if args.reasons:
             rows = lineage.reason_rows(con, version)

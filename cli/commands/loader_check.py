@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rs5m.core.layout import DataRoot, VersionLayout
 from rs5m.lineage import store as lineage
 from rs5m.lineage.versions import version_dir
 from rs5m.shards import LAYOUTS, read_manifest, verify_manifest
@@ -69,9 +70,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--batches and --batch-size must be >= 1, --workers >= 0")
     version = args.version
     if version is None:
-        with lineage.connect(Path(args.root) / "lineage.duckdb", read_only=True) as con:
+        with lineage.connect(DataRoot.of(args.root).lineage_db, read_only=True) as con:
             version = lineage.latest_version(con)
-    package = version_dir(args.root, version) / "package"
+    package = VersionLayout.of(version_dir(args.root, version)).package_dir()
     layouts = [name for name in LAYOUTS if (package / name / "manifest.json").is_file()]
     if not layouts:
         raise ValueError(f"version {version!r} has no packaged shards under {package}")

@@ -16,6 +16,8 @@ import socket
 from pathlib import Path
 
 from cli.commands._common import format_table
+from rs5m.core.layout import DataRoot, VersionLayout
+from rs5m.core.schema import StageName
 from rs5m.lineage import store as lineage
 from rs5m.rating.sampling import AUDIT_STAGES, SUBSETS, SampleSpec, find_version_dir
 
@@ -60,15 +62,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _latest(root: Path) -> str:
-    with lineage.connect(root / "lineage.duckdb", read_only=True) as con:
+    with lineage.connect(DataRoot.of(root).lineage_db, read_only=True) as con:
         return lineage.latest_version(con)
 
 
 def _check_source(vdir: Path, subset: str, source: str | None) -> None:
     if source is None:
         return
-    base = vdir / ("keyword" if subset == "pub11" else "rs3/captions")
-    known = sorted(p.name for p in base.glob("*") if p.is_dir() and not p.name.startswith("_"))
+    stage = StageName.KEYWORD if subset == "pub11" else StageName.RS3_CAPTION
+    known = sorted({src for src, _, _ in VersionLayout.of(vdir).outputs(stage)})
     if source not in known:
         raise ValueError(
             f"unknown source {source!r} for {subset} in version {vdir.name} "
@@ -101,7 +103,7 @@ def _serve(args: argparse.Namespace, version: str) -> int:
     spec = SampleSpec(version, args.subset, args.source, args.audit, args.n, args.seed)
     spec.validate()
     _check_port(args.port)
-    store = RatingStore(args.root / "lineage.duckdb")
+    store = RatingStore(DataRoot.of(args.root).ratings_db)
     try:
         items = store.call(sessions.ensure_sample, spec, lambda: draw_sample(vdir, spec))
         note = f" (only {len(items)} available)" if len(items) < args.n else ""
@@ -123,9 +125,10 @@ def _report(args: argparse.Namespace, version: str) -> int:
     from rs5m.rating import report
 
     find_version_dir(args.root, version)
-    if not (args.root / "lineage.duckdb").exists():
-        raise ValueError(f"no ratings for version {version!r} yet (no {args.root / 'lineage.duckdb'})")
-    with lineage.connect(args.root / "lineage.duckdb", read_only=True) as con:
+    db = DataRoot.of(args.root).ratings_db
+    if not db.exists():
+        raise ValueError(f"no ratings for version {version!r} yet (no {db})")
+    with lineage.open_waiting(db, read_only=True, wait_s=None) as con:
         data = report.build_report(con, version, args.good_min, args.bad_max)
         out = args.out or args.root / "ratings" / version
         n_csv = report.write_csv(con, version, out / "ratings.csv")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
+from rs5m.core.layout import DataRoot
 from rs5m.lineage import store as lineage
 from rs5m.lineage.why import why
 
@@ -23,9 +23,9 @@ def run(args: argparse.Namespace) -> int:
     """Print the decisions as indented JSON lines, one per stage."""
     version = args.version
     if version is None:
-        with lineage.connect(Path(args.root) / "lineage.duckdb", read_only=True) as con:
+        with lineage.connect(DataRoot.of(args.root).lineage_db, read_only=True) as con:
             version = lineage.latest_version(con)
-    vdir = Path(args.root) / "versions" / version
+    vdir = DataRoot.of(args.root).version(version).dir
     if not vdir.is_dir():
         raise FileNotFoundError(f"no version folder {vdir}")
     decisions = why(vdir, args.uid)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from rs5m.config.package import PackageConfig
 from rs5m.config.rs3 import RS3Config, resolve_rs3_paths
 from rs5m.config.stages import DedupConfig, DownloadConfig, OutlierConfig, ScoringConfig, ValidityConfig
+from rs5m.core.layout import DataRoot, VersionLayout
 from rs5m.core.schema import SOURCE_ORDER
 
 
@@ -54,6 +55,19 @@ class IngestConfig(_Model):
     max_caption_length: int = Field(default=100_000, ge=16)
 
 
+# RS5M §3: 27 group-1 patterns, 15 group-2 patterns, then the two Fig. 3 space variants.
+DEFAULT_PATTERNS: tuple[str, ...] = (
+    "remote sensing", "earth observ", "aerial imag", "aerial photo", "aerial map", "aerial pic",
+    "aerial view", "aerial scan", "aerial satellite", "satellite imag", "satellite photo", "satellite map",
+    "satellite pic", "satellite view", "satellite scan", "satellite data", "satellite surveillance",
+    "space photo", "spaceborne photo", "space-borne photo", "space imag", "spaceborne imag",
+    "space-borne imag", "space view", "spaceborne view", "space-borne view", "space surveillance",
+    "Google Earth", "Freesound", "Sentinel-1", "Sentinel-2", "Gaofen", "USGS", "NAIP", "MODIS", "EOSDIS",
+    "WorldView", "Planet Dove", "ArcGIS", "Maxar", "Landsat", "Geographic Information System",
+    "sentinel 1", "sentinel 2",
+)  # fmt: skip
+
+
 class KeywordConfig(_Model):
     """RS keyword filter. ``patterns=None`` means the 44 RS5M patterns; ``extra_patterns`` extend them."""
 
@@ -78,6 +92,9 @@ class SampleServerConfig(_Model):
     port: int = Field(ge=1024, le=65535)
 
 
+RUN_FIELDS = {"version", "root", "dask", "retry_failed"}  # where/which/how this run: not part of the hash
+
+
 class BuildConfig(_Model):
     """Everything one ``build-rs5m`` run needs."""
 
@@ -98,6 +115,9 @@ class BuildConfig(_Model):
     rs3: RS3Config | None = None
     dask: DaskConfig = Field(default_factory=DaskConfig)
     sample_server: SampleServerConfig | None = None
+    retry_failed: bool = Field(
+        default=False, description="this run re-downloads rows that failed transiently (not in the hash)"
+    )
 
     @field_validator("version")
     @classmethod
@@ -121,13 +141,24 @@ class BuildConfig(_Model):
                 self.download.allow_hosts.append(host)
         return self
 
+    def layout(self) -> VersionLayout:
+        """Every path of this version (``rs5m.core.layout``)."""
+        return DataRoot.of(self.root).version(self.version)
+
     def version_dir(self) -> Path:
         """Folder holding every output of this version."""
-        return Path(self.root) / "versions" / self.version
+        return self.layout().dir
+
+    def source(self, name: str) -> SourceInput:
+        """The input of source ``name``; ``KeyError`` when the config has none."""
+        for src in self.sources:
+            if src.name == name:
+                return src
+        raise KeyError(f"the config has no source {name!r}")
 
     def config_hash(self) -> str:
-        """Hash of the resolved config minus fields that only say where/which version."""
-        payload = self.model_dump(exclude={"version", "root", "dask"})
+        """Hash of the resolved config minus fields that only say where/which version or how this run goes."""
+        payload = self.model_dump(exclude=RUN_FIELDS)
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -14,6 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from rs5m.core.schema import StageName
+
 TINY_BLIP2 = "tiny-random-blip2"  # model name that builds the tiny random BLIP-2 of ``captioner.tiny_blip2``
 
 
@@ -83,7 +85,9 @@ class RS3Config(_Model):
     )
     ben_scale_max: int = Field(default=3000, ge=1, le=65535)
     pub11_meta: bool = Field(default=True, description="meta-captions + place names for PUB11 candidates")
-    pub11_stage: str = Field(default="keyword", description="version stage whose parquet rows are read")
+    pub11_stage: str = Field(
+        default=StageName.KEYWORD.value, description="version stage whose parquet rows are read"
+    )
     cc3m_min_prob: float = Field(default=0.9, ge=0, le=1)
     cc3m_max_tags: int = Field(default=3, ge=1)
     place_min_population: int = Field(default=15000, ge=0, description="gazetteer cities for place names")

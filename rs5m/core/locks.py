@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-LOCK_DIR = ".locks"
+from rs5m.core.layout import DataRoot
 
 # path -> [fd, depth]; shared by the threads of this process (the holder is the process, not a thread)
 _held: dict[str, list[int]] = {}
@@ -79,9 +79,15 @@ class VersionLocked(ValueError):
         self.holder = holder
 
 
+def waiting_message(version: str, holder: Holder | None, wait_s: float) -> str:
+    """The one line a build prints while it waits for another build of ``version`` to let go."""
+    who = holder.describe() if holder else "another process"
+    return f"version {version} is being built by {who}; waiting up to {wait_s:g} s"
+
+
 def lock_path(root: str | Path, version: str) -> Path:
     """The lock file of ``version`` under the data root ``root``."""
-    return Path(root) / LOCK_DIR / f"{version}.lock"
+    return DataRoot.of(root).lock_file(version)
 
 
 def read_holder(path: str | Path) -> Holder | None:

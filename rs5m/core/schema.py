@@ -73,15 +73,27 @@ DISPLAY_NAMES: dict[str, str] = {
 SOURCE_ORDER: list[str] = [s.value for s in Source]
 
 
-class Stage(StrEnum):
-    """Pipeline stages that record counts in the lineage store, in pipeline order."""
+class StageName(StrEnum):
+    """Every stage that records counts in the lineage store, in pipeline order: the one list of names.
+
+    PUB11 (subset ``pub11``): ingest .. package. RS3 (subset ``rs3``): read, caption. PUB11 geo
+    metadata (subset ``geometa``, coverage, never removals): meta_caption, places. Which function runs a
+    stage, its kind and its config sections are in ``rs5m.pipeline.registry``; where its files go is
+    ``rs5m.core.layout``.
+    """
 
     INGEST = "ingest"
     KEYWORD = "keyword"
     DOWNLOAD = "download"
     VALIDITY = "validity"
     DEDUP = "dedup"
+    OUTLIER_SCORE = "outlier_score"
     OUTLIER = "outlier"
+    PACKAGE = "package"
+    RS3_READ = "read"
+    RS3_CAPTION = "caption"
+    META_CAPTION = "meta_caption"
+    PLACES = "places"
 
 
 class Reason(StrEnum):

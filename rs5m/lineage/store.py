@@ -2,7 +2,7 @@
 
 One writer: DuckDB lets one process at a time open the file read-write, and a writer also keeps
 read-only openers out (readers only keep writers out). ``load_version`` and ``set_version_status`` (and
-the rating store) open it read-write, briefly; ``connect`` waits with backoff while another process holds
+nothing else) open it read-write, briefly; ``connect`` waits with backoff while another process holds
 it (``LINEAGE_WAIT_S``, or ``$RS5M_LINEAGE_WAIT_S``) and then raises ``LineageBusy`` naming the file.
 Tables: ``versions``, ``stage_stats`` (one row per version/stage/partition), ``stage_reasons`` (removed
 rows per reason), ``keyword_hits``. Views: ``funnel`` (the RS5M PUB11 table, per version) and
@@ -21,7 +21,8 @@ from typing import Any
 
 import duckdb
 
-from rs5m.core.schema import DISPLAY_NAMES, SOURCE_ORDER, Stage
+from rs5m.core.layout import VersionLayout
+from rs5m.core.schema import DISPLAY_NAMES, SOURCE_ORDER, StageName
 from rs5m.core.stats import PartitionStats
 
 FUNNEL_COLUMNS = [
@@ -49,17 +50,24 @@ CREATE OR REPLACE VIEW stage_totals AS
 CREATE OR REPLACE VIEW reasons AS
     SELECT version, subset, source, stage, reason, sum(n) AS n FROM stage_reasons GROUP BY ALL;
 CREATE OR REPLACE VIEW funnel AS
-    SELECT version, source,
-        max(n_in) FILTER (WHERE stage = 'ingest') AS amount,
-        max(n_out) FILTER (WHERE stage = 'keyword') AS after_keyword,
-        max(n_out) FILTER (WHERE stage = 'download') AS downloaded,
-        max(n_in - n_out) FILTER (WHERE stage = 'validity') AS invalid_removed,
-        max(n_in - n_out) FILTER (WHERE stage = 'dedup') AS duplicate_removed,
-        max(n_in - n_out) FILTER (WHERE stage = 'outlier') AS outlier_removed,
-        max(n_out) FILTER (WHERE stage = 'outlier') AS remain
+    SELECT version, source, {funnel_columns}
     FROM stage_totals WHERE subset = 'pub11' GROUP BY version, source;
 """
 
+
+# The PUB11 table (RS5M README / paper Table VII): column, then the stage and measure it is read from.
+FUNNEL_SPEC: list[tuple[str, StageName, str]] = [
+    ("amount", StageName.INGEST, "max(n_in)"),
+    ("after_keyword", StageName.KEYWORD, "max(n_out)"),
+    ("downloaded", StageName.DOWNLOAD, "max(n_out)"),
+    ("invalid_removed", StageName.VALIDITY, "max(n_in - n_out)"),
+    ("duplicate_removed", StageName.DEDUP, "max(n_in - n_out)"),
+    ("outlier_removed", StageName.OUTLIER, "max(n_in - n_out)"),
+    ("remain", StageName.OUTLIER, "max(n_out)"),
+]
+_FUNNEL_SQL = ",\n        ".join(
+    f"{agg} FILTER (WHERE stage = '{st.value}') AS {col}" for col, st, agg in FUNNEL_SPEC
+)
 
 LINEAGE_WAIT_S = 120.0  # default wait for another process's hold on the file; $RS5M_LINEAGE_WAIT_S wins
 
@@ -85,7 +93,8 @@ def _wait_s(wait_s: float | None) -> float:
         raise ValueError(f"RS5M_LINEAGE_WAIT_S={env!r} is not a number of seconds") from None
 
 
-def _open(db_path: Path, read_only: bool, wait_s: float | None) -> duckdb.DuckDBPyConnection:
+def open_waiting(db_path: Path, read_only: bool, wait_s: float | None) -> duckdb.DuckDBPyConnection:
+    """Open a DuckDB file, waiting with backoff while another process holds it (see ``connect``)."""
     limit, start, delay, told = _wait_s(wait_s), time.monotonic(), 0.05, False
     while True:
         try:
@@ -124,11 +133,11 @@ def connect(
     if read_only:
         if not db_path.exists():
             raise FileNotFoundError(f"no lineage database at {db_path}; run `rs5m build` first")
-        return _open(db_path, True, wait_s)
+        return open_waiting(db_path, True, wait_s)
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    con = _open(db_path, False, wait_s)
+    con = open_waiting(db_path, False, wait_s)
     try:
-        con.execute(_DDL)
+        con.execute(_DDL.format(funnel_columns=_FUNNEL_SQL))
     except BaseException:
         con.close()
         raise
@@ -150,8 +159,8 @@ def set_version_status(db_path: str | Path, version: str, status: str, config_ha
 
 
 def read_stats_files(version_dir: Path) -> list[PartitionStats]:
-    """Every stats file under a version folder; raise ``ValueError`` on a corrupt one."""
-    return [PartitionStats.read(p) for p in sorted(version_dir.glob("*/_stats/**/*.json"))]
+    """Every stats file of a version folder; raise ``ValueError`` on a corrupt one."""
+    return [PartitionStats.read(p) for p in VersionLayout.of(version_dir).stats_files()]
 
 
 def load_version(db_path: str | Path, version: str, version_dir: Path) -> int:
@@ -225,7 +234,7 @@ def funnel_rows(con: duckdb.DuckDBPyConnection, version: str) -> list[dict[str, 
 
 def reason_rows(con: duckdb.DuckDBPyConnection, version: str) -> list[dict[str, Any]]:
     """Removed-row counts per source, stage and reason for one version (pipeline stage order)."""
-    order = {s.value: i for i, s in enumerate(Stage)}
+    order = {s.value: i for i, s in enumerate(StageName)}  # the one order of stage names
     res = con.execute(
         "SELECT subset, source, stage, reason, n FROM reasons WHERE version = ? AND n > 0", [version]
     ).fetchall()

@@ -1,13 +1,9 @@
-"""Dataset versions: the final keep decision of a version, listing versions, and diffing two of them.
+"""Dataset versions: listing versions and diffing two of them.
 
 Contract:
-- ``keep_decision(version_dir)`` is the one definition of "kept" shared by packaging and diffs: rows with
-  ``dup_keep`` in ``dedup/decisions.parquet`` and, when ``outlier/decisions.parquet`` exists, also
-  ``keep_outlier`` there. A dedup-kept uid missing from the outlier decisions is an error, never a
-  silent drop.
-- Counts come from the version folder's stats files (the same files the lineage DB is loaded from), so
-  a version whose lineage load failed still lists and diffs; status and creation time come from the
-  lineage DB when it knows the version, else from the folder (``COMPLETE`` marker, ``config.json``).
+- Counts come from the lineage database (``stage_totals``), the one place stats files are loaded into;
+  status and creation time come from it too when it knows the version, else from the folder
+  (``COMPLETE`` marker, ``config.json``). The kept rows of a version are ``rs5m.pipeline.package.keep``'s.
 - Every SQL statement is parameterised: file paths and uids are bound, never formatted into the text.
 """
 
@@ -15,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,69 +18,19 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rs5m.core.schema import SOURCE_ORDER, Stage
-from rs5m.core.version import COMPLETE_MARKER
+from rs5m.core.layout import DataRoot, VersionLayout
+from rs5m.core.schema import SOURCE_ORDER, StageName
 from rs5m.lineage import store as lineage
+from rs5m.pipeline import registry
+from rs5m.pipeline.package.keep import KeepDecision, keep_decision
 from rs5m.shards.manifest import read_manifest
 
-RULE_DEDUP = "dedup.dup_keep"
-RULE_OUTLIER = "dedup.dup_keep AND outlier.keep_outlier"
-STAGE_ORDER = [s.value for s in Stage] + ["package"]
-
-
-@dataclass(frozen=True)
-class KeepDecision:
-    """A SQL relation of the kept rows of a version: ``uid, source, dup_cluster`` plus ``score_cols``."""
-
-    rule: str
-    sql: str
-    params: list[Any]
-    score_cols: tuple[str, ...]
-    inputs: tuple[Path, ...]
-
-
-def sql_ident(name: str) -> str:
-    """``name`` as a quoted SQL identifier (column names read from files are never trusted)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def keep_decision(version_dir: Path) -> KeepDecision:
-    """The final keep decision of a version; ``ValueError`` when its dedup stage has not run."""
-    dedup = version_dir / Stage.DEDUP.value / "decisions.parquet"
-    if not dedup.is_file():
-        raise ValueError(f"version {version_dir.name!r} has no keep decision yet ({dedup} is missing)")
-    outlier = version_dir / Stage.OUTLIER.value / "decisions.parquet"
-    if not outlier.is_file():
-        sql = "SELECT uid, source, dup_cluster FROM read_parquet(?) WHERE dup_keep"
-        return KeepDecision(RULE_DEDUP, sql, [str(dedup)], (), (dedup,))
-    schema = pq.read_schema(outlier)
-    scores = tuple(
-        f.name
-        for f in schema
-        if (pa.types.is_floating(f.type) or pa.types.is_integer(f.type)) and f.name != "keep_outlier"
-    )
-    picked = "".join(f", o.{sql_ident(c)}" for c in scores)
-    sql = (
-        f"SELECT d.uid, d.source, d.dup_cluster{picked} FROM read_parquet(?) d "
-        "JOIN read_parquet(?) o ON o.uid = d.uid WHERE d.dup_keep AND o.keep_outlier"
-    )
-    with duckdb.connect() as con:
-        missing = con.execute(
-            "SELECT count(*), min(d.uid) FROM read_parquet(?) d ANTI JOIN read_parquet(?) o ON o.uid = d.uid "
-            "WHERE d.dup_keep",
-            [str(dedup), str(outlier)],
-        ).fetchall()[0]
-    if missing[0]:
-        raise ValueError(
-            f"{outlier} has no row for {missing[0]} dedup-kept uids (e.g. {missing[1]!r}); "
-            "rerun the outlier stage"
-        )
-    return KeepDecision(RULE_OUTLIER, sql, [str(dedup), str(outlier)], scores, (dedup, outlier))
+STAGE_ORDER = registry.order()
 
 
 def version_dir(root: str | Path, version: str) -> Path:
     """The folder of ``version``; ``ValueError`` naming the known versions when it does not exist."""
-    vdir = Path(root) / "versions" / version
+    vdir = DataRoot.of(root).version(version).dir
     if "/" in version or version in ("", ".", "..") or not (vdir / "config.json").is_file():
         known = ", ".join(_folders(root)) or "none"
         raise ValueError(f"unknown version {version!r} under {root} (known: {known})")
@@ -93,21 +38,26 @@ def version_dir(root: str | Path, version: str) -> Path:
 
 
 def _folders(root: str | Path) -> list[str]:
-    base = Path(root) / "versions"
-    return sorted(p.name for p in base.iterdir() if (p / "config.json").is_file()) if base.is_dir() else []
+    data = DataRoot.of(root)
+    return [v for v in data.version_names() if data.version(v).config_file.is_file()]
 
 
 def stage_counts(vdir: Path) -> dict[tuple[str, str, str], tuple[int, int]]:
-    """``(subset, source, stage) -> (n_in, n_out)`` summed over the partitions' stats files."""
-    out: dict[tuple[str, str, str], tuple[int, int]] = {}
-    for s in lineage.read_stats_files(vdir):
-        n_in, n_out = out.get((s.subset, s.source, s.stage), (0, 0))
-        out[(s.subset, s.source, s.stage)] = (n_in + s.n_in, n_out + s.n_out)
-    return out
+    """``(subset, source, stage) -> (n_in, n_out)`` of a version, from the lineage database (empty when the
+    database does not know the version: it was never loaded)."""
+    layout = VersionLayout.of(vdir)
+    db = layout.data_root.lineage_db
+    if not db.is_file():
+        return {}
+    with lineage.connect(db, read_only=True) as con:
+        res = con.execute(
+            "SELECT subset, source, stage, n_in, n_out FROM stage_totals WHERE version = ?", [layout.name]
+        ).fetchall()
+    return {(a, b, c): (int(i), int(o)) for a, b, c, i, o in res}
 
 
 def _db_rows(root: str | Path) -> dict[str, dict[str, Any]]:
-    db = Path(root) / "lineage.duckdb"
+    db = DataRoot.of(root).lineage_db
     if not db.is_file():
         return {}
     try:
@@ -125,7 +75,7 @@ def _total(counts: dict[tuple[str, str, str], tuple[int, int]], stage: str, idx:
 
 def _n_shards(vdir: Path) -> int | None:
     """Shards over every layout's manifest; ``None`` without manifests or when one fails its checksum."""
-    manifests = sorted((vdir / "package").glob("*/manifest.json"))
+    manifests = sorted(VersionLayout.of(vdir).package_dir().glob("*/manifest.json"))
     try:
         return sum(int(read_manifest(m.parent)["n_shards"]) for m in manifests) if manifests else None
     except ValueError:
@@ -133,8 +83,9 @@ def _n_shards(vdir: Path) -> int | None:
 
 
 def _folder_row(vdir: Path, db: dict[str, Any] | None) -> dict[str, Any]:
-    saved = json.loads((vdir / "config.json").read_text(encoding="utf-8"))
-    if (vdir / COMPLETE_MARKER).exists():
+    layout = VersionLayout.of(vdir)
+    saved = json.loads(layout.config_file.read_text(encoding="utf-8"))
+    if layout.complete_marker.exists():
         status = "complete"
     else:
         status = db["status"] if db else "incomplete"
@@ -142,15 +93,15 @@ def _folder_row(vdir: Path, db: dict[str, Any] | None) -> dict[str, Any]:
     # the lineage DB stores naive UTC; a folder-only version is shown on the same clock
     created = db["created"] if db else dt.datetime.fromtimestamp(mtime, dt.UTC).replace(tzinfo=None)
     counts = stage_counts(vdir)
-    kept = _total(counts, Stage.OUTLIER.value, 1)
+    kept = _total(counts, StageName.OUTLIER.value, 1)
     return {
         "version": vdir.name,
         "status": status,
         "created": created.replace(microsecond=0).isoformat(sep=" ") if created else None,
         "config_hash": saved.get("config_hash") or (db or {}).get("config_hash"),
-        "ingested": _total(counts, Stage.INGEST.value, 0),
-        "kept": kept if kept is not None else _total(counts, Stage.DEDUP.value, 1),
-        "packaged": _total(counts, "package", 1),
+        "ingested": _total(counts, StageName.INGEST.value, 0),
+        "kept": kept if kept is not None else _total(counts, StageName.DEDUP.value, 1),
+        "packaged": _total(counts, StageName.PACKAGE.value, 1),
         "shards": _n_shards(vdir),
     }
 
@@ -163,7 +114,7 @@ def list_versions(root: str | Path) -> list[dict[str, Any]]:
     (samples in the shards), shards (all layouts together). Counts are ``None`` where a stage has not run.
     """
     db = _db_rows(root)
-    rows = [_folder_row(Path(root) / "versions" / v, db.get(v)) for v in _folders(root)]
+    rows = [_folder_row(DataRoot.of(root).version(v).dir, db.get(v)) for v in _folders(root)]
     for name in sorted(set(db) - {r["version"] for r in rows}):
         rec = db[name]
         created = rec["created"].replace(microsecond=0).isoformat(sep=" ") if rec["created"] else None
@@ -201,8 +152,8 @@ def _count_rows(a: Path, b: Path) -> list[dict[str, Any]]:
 def _drop_reasons(con: duckdb.DuckDBPyConnection, vdir: Path, uids: pa.Table) -> dict[str, str]:
     """Why each uid is not kept in ``vdir``: its dedup reason, its outlier reason (the decision file's
     ``reason`` column, else ``outlier``), or ``before_dedup`` (removed at an earlier stage)."""
-    dedup = vdir / Stage.DEDUP.value / "decisions.parquet"
-    outlier = vdir / Stage.OUTLIER.value / "decisions.parquet"
+    dedup = vdir / StageName.DEDUP.value / "decisions.parquet"
+    outlier = vdir / StageName.OUTLIER.value / "decisions.parquet"
     why_outlier, join, params = "'outlier'", "", [str(dedup)]
     if outlier.is_file():
         has_reason = "reason" in pq.read_schema(outlier).names

@@ -17,7 +17,10 @@ from typing import Any
 
 import duckdb
 
-from rs5m.core.schema import SOURCE_ORDER, Reason, Stage
+from rs5m.core.layout import VersionLayout
+from rs5m.core.schema import SOURCE_ORDER, Reason, StageName
+from rs5m.pipeline import registry
+from rs5m.pipeline.download.img2ds import status_path
 
 
 def _query(con: duckdb.DuckDBPyConnection, files: list[Path], sql: str, uid: str) -> list[tuple]:
@@ -32,12 +35,12 @@ def why(version_dir: Path, uid: str) -> list[dict[str, Any]]:
     source = uid.split("-", 1)[0]
     if source not in SOURCE_ORDER:
         raise ValueError(f"{uid!r} is not an rs5m uid (expected '<source>-<hash>', source in {SOURCE_ORDER})")
-    ingest = version_dir / Stage.INGEST.value
+    layout = VersionLayout.of(version_dir)
     con = duckdb.connect()
     out: list[dict[str, Any]] = []
     rejected = _query(
         con,
-        sorted((ingest / "_rejects" / source).glob("*.parquet")),
+        [p for p in layout.sides(StageName.INGEST, "rejects") if p.parent.name == source],
         "SELECT stage, reason, detail FROM read_parquet($files) WHERE uid = $uid",
         uid,
     )
@@ -45,7 +48,7 @@ def why(version_dir: Path, uid: str) -> list[dict[str, Any]]:
         out.append({"stage": stage, "decision": "removed", "reason": reason, "detail": detail})
     rows = _query(
         con,
-        sorted((ingest / source).glob("*.parquet")),
+        _outputs(layout, StageName.INGEST, source),
         "SELECT url, caption, extras FROM read_parquet($files) WHERE uid = $uid",
         uid,
     )
@@ -55,19 +58,30 @@ def why(version_dir: Path, uid: str) -> list[dict[str, Any]]:
         return out
     url, caption, extras = rows[0]
     out.append(
-        {"stage": "ingest", "decision": "kept", "url": url, "caption": caption[:300], "extras": extras}
+        {
+            "stage": StageName.INGEST.value,
+            "decision": "kept",
+            "url": url,
+            "caption": caption[:300],
+            "extras": extras,
+        }
     )
-    kw_dir = version_dir / Stage.KEYWORD.value / source
-    if not kw_dir.is_dir():
+    candidates = _outputs(layout, StageName.KEYWORD, source)
+    if not candidates:
         return out
     sql = "SELECT keywords FROM read_parquet($files) WHERE uid = $uid"
-    hits = _query(con, sorted(kw_dir.glob("*.parquet")), sql, uid)
+    hits = _query(con, candidates, sql, uid)
     if not hits:
-        out.append({"stage": "keyword", "decision": "removed", "reason": Reason.NO_KEYWORD_MATCH.value})
+        out.append(
+            {"stage": StageName.KEYWORD.value, "decision": "removed", "reason": Reason.NO_KEYWORD_MATCH.value}
+        )
         return out
-    out.append({"stage": "keyword", "decision": "kept", "keywords": list(hits[0][0])})
-    for reader in (_download, _validity, _dedup, _outlier):
-        decision = reader(con, version_dir, source, uid)
+    out.append({"stage": StageName.KEYWORD.value, "decision": "kept", "keywords": list(hits[0][0])})
+    for stage in registry.order():  # the stages after keyword that decide per sample, in pipeline order
+        reader = _READERS.get(stage)
+        if reader is None:
+            continue
+        decision = reader(con, layout, source, uid)
         if decision is None:
             break
         out.append(decision)
@@ -76,34 +90,45 @@ def why(version_dir: Path, uid: str) -> list[dict[str, Any]]:
     return out
 
 
-def _download(con: duckdb.DuckDBPyConnection, vdir: Path, source: str, uid: str) -> dict[str, Any] | None:
-    files = sorted((vdir / Stage.DOWNLOAD.value / source).glob("*/status.parquet"))
+def _outputs(layout: VersionLayout, stage: StageName, source: str) -> list[Path]:
+    return [path for src, _, path in layout.outputs(stage) if src == source]
+
+
+def _download(
+    con: duckdb.DuckDBPyConnection, layout: VersionLayout, source: str, uid: str
+) -> dict[str, Any] | None:
+    folders = [path for src, _, path in layout.outputs(StageName.DOWNLOAD, suffix="") if src == source]
+    files = [status_path(f) for f in folders if status_path(f).exists()]
     sql = "SELECT status, reason, detail, shard, key FROM read_parquet($files) WHERE uid = $uid"
     rows = _query(con, files, sql, uid)
     if not rows:
         return None
     status, reason, detail, shard, key = rows[0]
     if status == "success":
-        return {"stage": "download", "decision": "kept", "shard": shard, "key": key}
-    return {"stage": "download", "decision": "removed", "reason": reason, "detail": detail}
+        return {"stage": StageName.DOWNLOAD.value, "decision": "kept", "shard": shard, "key": key}
+    return {"stage": StageName.DOWNLOAD.value, "decision": "removed", "reason": reason, "detail": detail}
 
 
-def _validity(con: duckdb.DuckDBPyConnection, vdir: Path, source: str, uid: str) -> dict[str, Any] | None:
-    files = sorted((vdir / Stage.VALIDITY.value / source).glob("*.parquet"))
+def _validity(
+    con: duckdb.DuckDBPyConnection, layout: VersionLayout, source: str, uid: str
+) -> dict[str, Any] | None:
+    files = _outputs(layout, StageName.VALIDITY, source)
     cols = "valid, invalid_reason, invalid_detail, width, height, mode, sha256, phash"
     rows = _query(con, files, f"SELECT {cols} FROM read_parquet($files) WHERE uid = $uid", uid)
     if not rows:
         return None
     valid, reason, detail, width, height, mode, sha256, phash = rows[0]
     if not valid:
-        return {"stage": "validity", "decision": "removed", "reason": reason, "detail": detail}
+        return {"stage": StageName.VALIDITY.value, "decision": "removed", "reason": reason, "detail": detail}
     phash_hex = f"{phash:016x}" if phash is not None else None
     info = {"width": width, "height": height, "mode": mode, "sha256": sha256, "phash": phash_hex}
-    return {"stage": "validity", "decision": "kept", **info}
+    return {"stage": StageName.VALIDITY.value, "decision": "kept", **info}
 
 
-def _dedup(con: duckdb.DuckDBPyConnection, vdir: Path, source: str, uid: str) -> dict[str, Any] | None:
-    path = vdir / Stage.DEDUP.value / "decisions.parquet"
+def _dedup(
+    con: duckdb.DuckDBPyConnection, layout: VersionLayout, source: str, uid: str
+) -> dict[str, Any] | None:
+    path = layout.barrier_file(StageName.DEDUP, "decisions.parquet")
     if not path.exists():
         return None
     cols = "dup_cluster, dup_keep, dup_reason, dup_keeper_uid"
@@ -112,7 +137,7 @@ def _dedup(con: duckdb.DuckDBPyConnection, vdir: Path, source: str, uid: str) ->
     if not rows:
         return None
     cluster, keep, reason, keeper = rows[0]
-    out: dict[str, Any] = {"stage": "dedup", "decision": "kept" if keep else "removed"}
+    out: dict[str, Any] = {"stage": StageName.DEDUP.value, "decision": "kept" if keep else "removed"}
     if not keep:
         out["reason"] = reason
     if cluster is not None:
@@ -126,8 +151,10 @@ def _dedup(con: duckdb.DuckDBPyConnection, vdir: Path, source: str, uid: str) ->
     return out
 
 
-def _outlier(con: duckdb.DuckDBPyConnection, vdir: Path, source: str, uid: str) -> dict[str, Any] | None:
-    path = vdir / Stage.OUTLIER.value / "decisions.parquet"
+def _outlier(
+    con: duckdb.DuckDBPyConnection, layout: VersionLayout, source: str, uid: str
+) -> dict[str, Any] | None:
+    path = layout.barrier_file(StageName.OUTLIER, "decisions.parquet")
     if not path.exists():
         return None
     cur = con.execute("SELECT * FROM read_parquet($files) WHERE uid = $uid", {"files": str(path), "uid": uid})
@@ -137,5 +164,13 @@ def _outlier(con: duckdb.DuckDBPyConnection, vdir: Path, source: str, uid: str) 
     row = dict(zip([d[0] for d in cur.description], found[0], strict=True))
     scores = {k: v for k, v in row.items() if k.startswith(("s_", "c_")) and v is not None}
     if row.get("keep_outlier"):
-        return {"stage": "outlier", "decision": "kept", **scores}
-    return {"stage": "outlier", "decision": "removed", "reason": row.get("reason"), **scores}
+        return {"stage": StageName.OUTLIER.value, "decision": "kept", **scores}
+    return {"stage": StageName.OUTLIER.value, "decision": "removed", "reason": row.get("reason"), **scores}
+
+
+_READERS = {
+    StageName.DOWNLOAD.value: _download,
+    StageName.VALIDITY.value: _validity,
+    StageName.DEDUP.value: _dedup,
+    StageName.OUTLIER.value: _outlier,
+}

@@ -1,13 +1,12 @@
 """Incremental builds: seed a new version with the finished work of a base version.
 
-For every input file of the new build that is unchanged since the base version read it (same path,
-size and modification time), the per-partition outputs and stats files of each per-partition stage
-are hard-linked (copied where links are impossible) into the new version, stage by stage, as long as
-that stage's config section is the same in both versions. The new build then skips them (their
-stats files are done markers) and runs only new or changed inputs, plus the global stages (dedup and
-later), which rerun unless nothing they depend on changed (then the dedup decisions and outlier
-scores are reused too and only the outlier decision reruns). A changed threshold therefore reruns
-only the stages that depend on it.
+For every planned input of the new build that is unchanged since the base version read it (same path,
+size and modification time), the files of each partition stage (``rs5m.pipeline.registry``, in order) are
+hard-linked (copied where links are impossible) into the new version, stage by stage, as long as that
+stage's config sections are the same in both versions. The new build then skips them (their stats files
+are done markers) and runs only new or changed inputs, plus the barriers, which rerun unless nothing they
+depend on changed: then the dedup decisions and outlier scores are reused too and only the outlier
+decision reruns. A changed threshold therefore reruns only the stages that depend on it.
 """
 
 from __future__ import annotations
@@ -18,16 +17,14 @@ import shutil
 from pathlib import Path
 
 from rs5m.config import BuildConfig
+from rs5m.core.layout import VersionLayout
+from rs5m.core.schema import StageName
 from rs5m.core.stats import read_done
+from rs5m.pipeline import registry
 from rs5m.pipeline.plan import InputFile, plan_inputs
 
-# Per-partition stages in order, with the config sections their outputs depend on.
-_STAGES: list[tuple[str, tuple[str, ...]]] = [
-    ("ingest", ("ingest",)),
-    ("keyword", ("keyword",)),
-    ("download", ("download",)),
-    ("validity", ("validity", "dedup")),  # the validity stage also computes the dedup hashes
-]
+# Reused together when every input went through validity unchanged: the dedup barrier and the scores.
+_WHOLE_STAGES = (StageName.DEDUP, StageName.OUTLIER_SCORE)
 
 
 def _link(src: Path, dst: Path) -> None:
@@ -44,79 +41,62 @@ def _link(src: Path, dst: Path) -> None:
         shutil.copy2(src, dst)
 
 
-def _unchanged(base: Path, item: InputFile) -> list[str] | None:
-    """The base version's ingest outputs of ``item`` when the input file is unchanged, else None."""
-    stats = read_done(base / "ingest" / "_stats" / item.source / f"{item.partition}.json")
+def _unchanged(base: VersionLayout, item: InputFile) -> bool:
+    """Whether the base version read ``item`` as it is now (same path, size and modification time)."""
+    stats = read_done(base.stats(StageName.INGEST, item.source, item.partition))
     if stats is None:
-        return None
+        return False
     st = Path(item.path).stat()
     extra = stats.extra
-    same = (
+    return (
         extra.get("input") == item.path
         and extra.get("input_size") == st.st_size
         and extra.get("input_mtime_ns") == st.st_mtime_ns
     )
-    return [Path(o).stem for o in extra.get("outputs", [])] if same else None
 
 
-def _files(vdir: Path, stage: str, source: str, part: str) -> list[Path]:
-    base = vdir / stage
-    if stage == "ingest":
-        return [
-            *sorted((base / source).glob(f"{part}-*.parquet")),
-            base / "_rejects" / source / f"{part}.parquet",
-            base / "_stats" / source / f"{part}.json",
-        ]
-    stats = base / "_stats" / source / f"{part}.json"
-    data = base / source / part if stage == "download" else base / source / f"{part}.parquet"
-    return [data, stats]
-
-
-def _seed_scores(base_dir: Path, vdir: Path, saved: dict, new: dict) -> bool:
+def _seed_whole(base: VersionLayout, new: VersionLayout, saved: dict, cfg: dict) -> bool:
     """Reuse the dedup barrier and the outlier scores when nothing they depend on changed.
 
     Safe only when every input went through validity unchanged and the base had no other inputs
     (then the dedup result is the same), and the dedup, scoring and detector settings are equal.
     Only the outlier decision (its fractions) and what follows then rerun.
     """
-    if any(saved.get(s) != new.get(s) for s in ("dedup", "scoring", "detector")):
+    sections = {s for stage in _WHOLE_STAGES for s in registry.stage(stage).config}
+    if any(saved.get(s) != cfg.get(s) for s in sections):
         return False
-    base_parts = {
-        p.relative_to(base_dir / "validity" / "_stats")
-        for p in (base_dir / "validity" / "_stats").rglob("*.json")
-    }
-    new_parts = {
-        p.relative_to(vdir / "validity" / "_stats") for p in (vdir / "validity" / "_stats").rglob("*.json")
-    }
+    base_parts = [p.relative_to(base.dir) for p in base.stats_files(StageName.VALIDITY)]
+    new_parts = [p.relative_to(new.dir) for p in new.stats_files(StageName.VALIDITY)]
     if not base_parts or base_parts != new_parts:
         return False
-    for sub in ("dedup", "outlier/scores", "outlier/embeddings", "outlier/_scores_stats"):
-        if (base_dir / sub).exists():
-            _link(base_dir / sub, vdir / sub)
+    for stage in _WHOLE_STAGES:
+        if base.stage_dir(stage).exists():
+            _link(base.stage_dir(stage), new.stage_dir(stage))
     return True
 
 
-def seed_version(base_dir: Path, cfg: BuildConfig) -> dict[str, int]:
-    """Link the base version's reusable work into ``cfg``'s version folder; return counts per stage
-    (``scores`` is 1 when the dedup barrier and the outlier scores were reused too)."""
-    saved = json.loads((base_dir / "config.json").read_text(encoding="utf-8"))["config"]
-    new = cfg.model_dump()
-    reused = {stage: 0 for stage, _ in _STAGES}
-    vdir = cfg.version_dir()
-    items = plan_inputs(cfg)
-    for item in items:
-        parts = _unchanged(base_dir, item)
-        if parts is None:
+def seed_version(base: VersionLayout, cfg: BuildConfig) -> dict[str, int]:
+    """Link the base version's reusable work into ``cfg``'s version; return counts per partition stage
+    (``scores`` is 1 when the dedup barrier and the outlier scores were reused too).
+
+    ``ValueError`` naming the base's folder when it is not a complete version."""
+    if not base.complete_marker.exists():
+        raise ValueError(f"base version {base.name!r} is not a complete version (looked in {base.dir})")
+    saved = json.loads(base.config_file.read_text(encoding="utf-8"))["config"]
+    new_cfg, new = cfg.model_dump(), cfg.layout()
+    chain = [s for s in registry.partition_stages("pub11") if s.name != StageName.OUTLIER_SCORE]
+    reused = {stage.name.value: 0 for stage in chain}
+    for item in plan_inputs(cfg):
+        if not _unchanged(base, item):
             continue
-        for stage, sections in _STAGES:
-            if any(saved.get(s) != new.get(s) for s in sections):
+        for stage in chain:
+            if any(saved.get(s) != new_cfg.get(s) for s in stage.config if s != "sources"):
                 break
-            names = [item.partition] if stage == "ingest" else parts
-            files = [f for name in names for f in _files(base_dir, stage, item.source, name)]
-            if not all(f.exists() for f in files):
+            files = base.partition_files(stage.name, item.source, item.partition)
+            if not files:
                 break
             for f in files:
-                _link(f, vdir / f.relative_to(base_dir))
-            reused[stage] += len(names)
-    reused["scores"] = int(_seed_scores(base_dir, vdir, saved, new))
+                _link(f, new.dir / f.relative_to(base.dir))
+            reused[stage.name.value] += 1
+    reused["scores"] = int(_seed_whole(base, new, saved, new_cfg))
     return reused

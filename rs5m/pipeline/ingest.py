@@ -1,14 +1,13 @@
-"""Ingest: read one PUB11 source file through its adapter and write normalised parquet partitions.
+"""Ingest: read one PUB11 input through its source adapter and write its rows in the normalised schema.
 
-Contract of ``ingest_file``: every row read from the file ends either in an output partition
-(``SAMPLE_SCHEMA``) or in the rejects file with a reason (both streamed: memory is bounded by one
-batch); the stats file (written last) records ``n_in = n_out + removed``. A file whose stats file
-exists is not read again (resume).
+Contract of ``ingest_file``: every row read from the file ends either in the partition's output
+(``ingest/<source>/<partition>.parquet``, ``SAMPLE_SCHEMA``) or in its rejects file with a reason (both
+streamed: memory is bounded by one batch); the stats file (written last) records
+``n_in = n_out + removed``. A partition whose stats file exists is not read again (resume).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +16,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from rs5m.config import IngestConfig, SourceInput
+from rs5m.config import BuildConfig, IngestConfig, SourceInput
 from rs5m.core.io import atomic_path
-from rs5m.core.schema import REJECT_SCHEMA, SAMPLE_SCHEMA, Reason, Stage, make_uid
+from rs5m.core.layout import VersionLayout
+from rs5m.core.schema import REJECT_SCHEMA, SAMPLE_SCHEMA, Reason, StageName, make_uid
 from rs5m.core.stats import PartitionStats, read_done
+from rs5m.pipeline.plan import partition_name, read_plan
 from rs5m.sources import get_adapter
 from rs5m.sources.base import RawBatch
 
@@ -29,24 +30,19 @@ from rs5m.sources.base import RawBatch
 class IngestPaths:
     """Where ingest writes for one input file."""
 
-    parts_dir: Path
+    output: Path
     rejects: Path
     stats: Path
     stem: str
 
 
-def partition_name(path: str) -> str:
-    """A file-system-safe partition name derived from an input file's base name."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", Path(path).name)
-
-
 def ingest_paths(version_dir: Path, source: str, partition: str) -> IngestPaths:
     """Output locations of one input file under a version folder."""
-    base = version_dir / Stage.INGEST.value
+    layout = VersionLayout.of(version_dir)
     return IngestPaths(
-        parts_dir=base / source,
-        rejects=base / "_rejects" / source / f"{partition}.parquet",
-        stats=base / "_stats" / source / f"{partition}.json",
+        output=layout.output(StageName.INGEST, source, partition),
+        rejects=layout.side(StageName.INGEST, "rejects", source, partition),
+        stats=layout.stats(StageName.INGEST, source, partition),
         stem=partition,
     )
 
@@ -120,57 +116,10 @@ class _Validator:
         return {
             "uid": uid,
             "source": self.source,
-            "stage": Stage.INGEST.value,
+            "stage": StageName.INGEST.value,
             "reason": reason,
             "detail": detail,
         }
-
-
-class _PartWriter:
-    """Writes ``SAMPLE_SCHEMA`` rows into ``<stem>-NNNNN.parquet`` files of at most ``max_rows`` rows."""
-
-    def __init__(self, parts_dir: Path, stem: str, max_rows: int) -> None:
-        self.parts_dir, self.stem, self.max_rows = parts_dir, stem, max_rows
-        self.outputs: list[str] = []
-        self._writer: pq.ParquetWriter | None = None
-        self._ctx = None
-        self._rows = 0
-
-    def write(self, table: pa.Table) -> None:
-        while table.num_rows:
-            if self._writer is None:
-                self._open()
-            take = min(table.num_rows, self.max_rows - self._rows)
-            self._writer.write_table(table.slice(0, take))
-            self._rows += take
-            table = table.slice(take)
-            if self._rows >= self.max_rows:
-                self._close()
-
-    def finish(self) -> list[str]:
-        if self._writer is not None or not self.outputs:
-            if self._writer is None:
-                self._open()  # an empty partition keeps the file countable and the schema known
-            self._close()
-        return self.outputs
-
-    def abort(self) -> None:
-        if self._ctx is not None:
-            self._writer.close()
-            self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
-
-    def _open(self) -> None:
-        final = self.parts_dir / f"{self.stem}-{len(self.outputs):05d}.parquet"
-        self._ctx = atomic_path(final)
-        tmp = self._ctx.__enter__()
-        self._writer = pq.ParquetWriter(tmp, SAMPLE_SCHEMA, compression="zstd")
-        self._final, self._rows = final, 0
-
-    def _close(self) -> None:
-        self._writer.close()
-        self._ctx.__exit__(None, None, None)
-        self.outputs.append(str(self._final))
-        self._writer, self._ctx = None, None
 
 
 def iter_batches(source: SourceInput, path: str) -> Iterator[RawBatch]:
@@ -183,7 +132,7 @@ def iter_batches(source: SourceInput, path: str) -> Iterator[RawBatch]:
 def ingest_file(
     source: SourceInput, path: str, version_dir: Path, cfg: IngestConfig, partition: str | None = None
 ) -> PartitionStats:
-    """Normalise one input file of ``source`` into partitions under ``version_dir/ingest``.
+    """Normalise one input file of ``source`` into its partition under ``version_dir/ingest``.
 
     Returns the file's stats (also written as its done marker). Raises ``SourceFormatError`` when the
     file as a whole is not in the source's format; bad rows never raise.
@@ -193,28 +142,31 @@ def ingest_file(
     done = read_done(paths.stats)
     if done is not None:
         return done
-    stats = PartitionStats(stage=Stage.INGEST.value, source=source.name, partition=partition)
+    stats = PartitionStats(stage=StageName.INGEST.value, source=source.name, partition=partition)
     validator = _Validator(source.name, cfg)
-    writer = _PartWriter(paths.parts_dir, paths.stem, cfg.rows_per_partition)
-    with atomic_path(paths.rejects) as tmp, pq.ParquetWriter(tmp, REJECT_SCHEMA, compression="zstd") as rej:
-        try:
-            for batch in iter_batches(source, path):
-                kept, rejected = validator.split(batch, stats)
-                writer.write(kept)
-                if rejected.num_rows:
-                    rej.write_table(rejected)
-            outputs = writer.finish()
-        except BaseException:
-            writer.abort()
-            raise
+    with (
+        atomic_path(paths.output) as out_tmp,
+        pq.ParquetWriter(out_tmp, SAMPLE_SCHEMA, compression="zstd") as out,
+        atomic_path(paths.rejects) as rej_tmp,
+        pq.ParquetWriter(rej_tmp, REJECT_SCHEMA, compression="zstd") as rej,
+    ):
+        for batch in iter_batches(source, path):
+            kept, rejected = validator.split(batch, stats)
+            if kept.num_rows:
+                out.write_table(kept)
+            if rejected.num_rows:
+                rej.write_table(rejected)
     st = Path(path).stat()
     stats.extra = {
         "input": str(path),
         "input_size": st.st_size,
         "input_mtime_ns": st.st_mtime_ns,
-        # relative to the version folder, so a version can be moved or seeded from another one
-        "outputs": [str(Path(o).relative_to(version_dir)) for o in outputs],
-        "rejects": str(paths.rejects.relative_to(version_dir)),
     }
     stats.write(paths.stats)
     return stats
+
+
+def run(layout: VersionLayout, source: str, partition: str, cfg: BuildConfig) -> PartitionStats:
+    """The ingest stage over one planned input (``rs5m.pipeline.registry``)."""
+    item = read_plan(layout)[(source, partition)]
+    return ingest_file(cfg.source(source), item.path, layout.dir, cfg.ingest, partition)

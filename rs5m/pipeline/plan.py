@@ -1,29 +1,37 @@
-"""Stage planning and the Dask-parallel keyword stage (library side; no Prefect, no dask.distributed).
+"""The plan of a build: every input file of every source, as the partitions every partition stage maps over.
 
-``plan_inputs`` expands each source's globs into input files (one ingest unit each);
-``run_keyword_stage`` runs ``rs5m.pipeline.keywords.matcher.filter_partition`` over every ingest partition
-with
-``dask.dataframe`` ``map_partitions``: each Dask partition carries one partition path, so a worker's
-memory is bounded by one streamed parquet partition, never by the dataset. Whatever Dask scheduler is
-active (a distributed Client set by the caller, or Dask's local threads) runs it.
+``plan_inputs`` expands each source's globs (sorted, so the plan is deterministic) into ``InputFile`` units
+named after the file (a base name seen twice gets a ``_`` suffix). ``write_plan`` saves the plan in the
+version folder once (``layout.plan_file``); stages find their input through ``read_plan``, so a task only
+carries ``(source, partition)``. ``partitions`` lists them in plan order.
 """
 
 from __future__ import annotations
 
+import functools
 import glob
-from dataclasses import dataclass
+import json
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from rs5m.config import BuildConfig
-from rs5m.pipeline.ingest import partition_name
+from rs5m.core.io import write_json
+from rs5m.core.layout import VersionLayout
 
 
 @dataclass(frozen=True)
 class InputFile:
-    """One input file of one source: the unit of ingest work."""
+    """One input file of one source: the unit of ingest work (one partition of the build)."""
 
     source: str
     path: str
     partition: str
+
+
+def partition_name(path: str) -> str:
+    """A file-system-safe partition name derived from an input file's base name."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", Path(path).name)
 
 
 def plan_inputs(cfg: BuildConfig) -> list[InputFile]:
@@ -42,3 +50,35 @@ def plan_inputs(cfg: BuildConfig) -> list[InputFile]:
                 names.add(name)
                 plan.append(InputFile(src.name, path, name))
     return plan
+
+
+def write_plan(layout: VersionLayout, items: list[InputFile]) -> list[tuple[str, str]]:
+    """Save the plan in the version folder (rewritten only when it changed); return its partitions."""
+    data = {"inputs": [asdict(i) for i in items]}
+    path = layout.plan_file
+    try:
+        same = json.loads(path.read_text(encoding="utf-8")) == data
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        write_json(path, data)
+        _cached.cache_clear()
+    return [(i.source, i.partition) for i in items]
+
+
+def read_plan(layout: VersionLayout) -> dict[tuple[str, str], InputFile]:
+    """``(source, partition) -> InputFile`` of a planned version (cached per process and file state)."""
+    st = layout.plan_file.stat()
+    return _cached(str(layout.plan_file), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached(path: str, mtime_ns: int, size: int) -> dict[tuple[str, str], InputFile]:
+    del mtime_ns, size  # cache key only
+    items = [InputFile(**d) for d in json.loads(Path(path).read_text(encoding="utf-8"))["inputs"]]
+    return {(i.source, i.partition): i for i in items}
+
+
+def partitions(layout: VersionLayout) -> list[tuple[str, str]]:
+    """``(source, partition)`` of every planned input, in plan order."""
+    return list(read_plan(layout))

@@ -16,6 +16,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+from rs5m.core.layout import VersionLayout
 from rs5m.rating.images import IMAGE_SUFFIXES, split_member
 from rs5m.shards.layouts import make_key
 
@@ -48,7 +49,8 @@ def locate_rs3(version_dir: Path, row: dict[str, Any]) -> Locator:
     if not raw:
         return "none", "no image_path recorded", None
     path = Path(str(raw))
-    roots = [version_dir, version_dir / "rs3", version_dir.parent.parent, Path.cwd()]
+    layout = VersionLayout.of(version_dir)
+    roots = [version_dir, layout.rs3_images_dir.parent, layout.root, Path.cwd()]
     candidates = [path] if path.is_absolute() else [r / path for r in roots]
     for cand in candidates:
         if cand.is_file():
@@ -59,7 +61,7 @@ def locate_rs3(version_dir: Path, row: dict[str, Any]) -> Locator:
 def package_fallback(version_dir: Path, items: list[dict[str, Any]]) -> None:
     """Point items without an image at their sample in ``package/`` shards, when there is one."""
     missing = {it["uid"]: it for it in items if it["image_kind"] == "none"}
-    pkg = version_dir / "package"
+    pkg = VersionLayout.of(version_dir).package_dir()
     if not missing or not pkg.is_dir():
         return
     by_key = {make_key(uid): uid for uid in missing}

@@ -8,7 +8,7 @@ Contract:
 - ``pub11``: keyword rows with a downloaded image that passed every stage present in the version
   (validity, dedup, outlier). ``audit=S``: rows that reached stage ``S`` (passed every earlier
   stage) and were decided by it, labelled ``kept`` or ``removed`` by ``S``.
-- ``rs3``: rows of ``rs3/captions/<source>/*.parquet`` (uid, source, image_path, caption, provenance).
+- ``rs3``: rows of the RS3 caption stage's outputs (uid, source, image_path, caption, provenance).
 - Each item carries an image locator (see ``rs5m.rating.images``), found here, never by a client.
 """
 
@@ -23,18 +23,20 @@ from typing import Any
 
 import duckdb
 
+from rs5m.core.layout import DataRoot, VersionLayout
+from rs5m.core.schema import StageName
+from rs5m.pipeline.download.img2ds import STATUS_FILE
 from rs5m.rating.locate import locate_pub11, locate_rs3, package_fallback
 
 SUBSETS = ("pub11", "rs3")
-AUDIT_STAGES = ("validity", "dedup", "outlier")
+AUDIT_STAGES = (StageName.VALIDITY.value, StageName.DEDUP.value, StageName.OUTLIER.value)
 # RS3 caption columns shown to the rater when present (rs5m.rs3.stage writes them).
 _RS3_SHOWN = ("name", "rule", "meta_caption", "blip2_caption", "country", "city", "month", "provenance")
-# Per stage: decision file glob (relative to the version folder; {src} is a source or *), keep column,
-# columns shown to the rater.
-_STAGES: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "validity": ("validity/{src}/*.parquet", "valid", ("invalid_reason",)),
-    "dedup": ("dedup/decisions.parquet", "dup_keep", ("dup_reason", "dup_cluster", "dup_keeper_uid")),
-    "outlier": ("outlier/decisions.parquet", "keep_outlier", ("s_vlm", "c_rs")),
+# Per audited stage: its keep column and the columns shown to the rater.
+_STAGES: dict[str, tuple[str, tuple[str, ...]]] = {
+    StageName.VALIDITY.value: ("valid", ("invalid_reason",)),
+    StageName.DEDUP.value: ("dup_keep", ("dup_reason", "dup_cluster", "dup_keeper_uid")),
+    StageName.OUTLIER.value: ("keep_outlier", ("s_vlm", "c_rs")),
 }
 
 
@@ -77,18 +79,24 @@ class SampleSpec:
 
 def find_version_dir(root: Path, version: str) -> Path:
     """``<root>/versions/<version>``; ``ValueError`` naming the known versions when it is absent."""
-    versions = root / "versions"
-    vdir = versions / version
+    data = DataRoot.of(root)
+    versions, vdir = data.versions_dir, data.version(version).dir
     if "/" in version or version.startswith(".") or not vdir.is_dir():
-        known = sorted(p.name for p in versions.iterdir() if p.is_dir()) if versions.is_dir() else []
+        known = data.version_names()
         hint = f"known: {', '.join(known)}" if known else "none built yet; run `make demo` or `rs5m build`"
         raise ValueError(f"unknown version {version!r} under {versions} ({hint})")
     return vdir
 
 
-def _files(version_dir: Path, pattern: str) -> list[str]:
-    paths = sorted(version_dir.glob(pattern))
-    return [str(p) for p in paths if not any(s.startswith("_") for s in p.relative_to(version_dir).parts)]
+def _files(version_dir: Path, stage: StageName, src: str, suffix: str = ".parquet") -> list[str]:
+    """A stage's per-partition outputs for one source (``*`` = all), or a barrier's decisions file."""
+    layout = VersionLayout.of(version_dir)
+    if stage in (StageName.DEDUP, StageName.OUTLIER):
+        path = layout.barrier_file(stage, "decisions.parquet")
+        return [str(path)] if path.is_file() else []
+    found = layout.outputs(stage, suffix)
+    paths = [p / STATUS_FILE if not suffix else p for s, _, p in found if src in ("*", s)]
+    return [str(p) for p in paths if p.is_file()]
 
 
 def _columns(con: duckdb.DuckDBPyConnection, files: list[str]) -> set[str]:
@@ -99,7 +107,7 @@ def _columns(con: duckdb.DuckDBPyConnection, files: list[str]) -> set[str]:
 def _pub11_sql(
     con: duckdb.DuckDBPyConnection, vdir: Path, src: str, audit: str | None
 ) -> tuple[str, dict[str, list[str]]]:
-    kw, status = _files(vdir, f"keyword/{src}/*.parquet"), _files(vdir, f"download/{src}/*/status.parquet")
+    kw, status = _files(vdir, StageName.KEYWORD, src), _files(vdir, StageName.DOWNLOAD, src, suffix="")
     if not kw or not status:
         raise EmptySample(f"version {vdir.name} has no keyword or download output for source {src!r}")
     keywords = "keywords" if "keywords" in _columns(con, kw) else "NULL::VARCHAR[] AS keywords"
@@ -112,8 +120,8 @@ def _pub11_sql(
     ]
     joins, shown, passed = "", [], []
     where, decision, stage_label = "", "'kept'", "final"
-    for stage, (pattern, keep_col, extra) in _STAGES.items():
-        files = _files(vdir, pattern.format(src=src))
+    for stage, (keep_col, extra) in _STAGES.items():
+        files = _files(vdir, StageName(stage), src)
         if not files:
             if stage == audit:
                 raise EmptySample(f"stage {audit!r} has not run in version {vdir.name}")
@@ -140,9 +148,9 @@ def _pub11_sql(
 
 
 def _rs3_sql(con: duckdb.DuckDBPyConnection, vdir: Path, src: str) -> tuple[str, dict[str, list[str]]]:
-    files = _files(vdir, f"rs3/captions/{src}/*.parquet")
+    files = _files(vdir, StageName.RS3_CAPTION, src)
     if not files:
-        raise EmptySample(f"version {vdir.name} has no RS3 captions (rs3/captions/{src}/*.parquet)")
+        raise EmptySample(f"version {vdir.name} has no RS3 captions for source {src!r}")
     present = _columns(con, files)
     extra = "".join(f", {c}" for c in _RS3_SHOWN if c in present)
     sql = (

@@ -1,6 +1,6 @@
-"""Ratings in the lineage DuckDB store, written by one thread.
+"""Ratings in their own DuckDB file (the data root's ``ratings.duckdb``, not the lineage store), one writer.
 
-Tables (created on first use, beside the lineage tables):
+Tables (created on first use):
 - ``rating_samples(sample_id, version, subset, source, audit, seed, n_requested, n_items, created_at)``
 - ``rating_sample_items(sample_id, pos, version, uid, subset, source, stage, decision, caption, info,
   image_kind, image_ref, image_key)``: the drawn pairs, so a resumed session shows the same ones.
@@ -11,8 +11,8 @@ Tables (created on first use, beside the lineage tables):
 
 Concurrency: ``RatingStore`` owns the only connection, in one worker thread; every read and write
 is a function queued to that thread, so concurrent requests are serialised, never lost. The
-connection is closed after ``idle_close_s`` (half a second) without work, so a build or ``rs5m funnel``,
-which wait for the file, get it between a rater's clicks; opening retries while another process holds it.
+connection is closed after ``idle_close_s`` (half a second) without work, so ``rs5m rate --report`` in
+another process gets the file between a rater's clicks; opening retries while another process holds it.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS rating_log (version VARCHAR, uid VARCHAR, rater VARCH
 
 
 class StoreBusy(RuntimeError):
-    """Another process holds the lineage database; try again when it is done."""
+    """Another process holds the ratings database; try again when it is done."""
 
 
 def _now() -> dt.datetime:
@@ -58,13 +58,13 @@ def _now() -> dt.datetime:
 
 
 def open_db(db_path: Path, lock_wait_s: float = 10.0) -> duckdb.DuckDBPyConnection:
-    """Open the lineage DB read-write with the rating tables; ``StoreBusy`` after ``lock_wait_s`` of locks."""
+    """Open the ratings DB read-write with its tables; ``StoreBusy`` after ``lock_wait_s`` of locks."""
+    db_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        con = lineage.connect(db_path, wait_s=lock_wait_s)
+        con = lineage.open_waiting(db_path, read_only=False, wait_s=lock_wait_s)
     except lineage.LineageBusy as exc:
         raise StoreBusy(
-            f"the lineage database {db_path} is locked by another process (a build?); "
-            "try again when it is done"
+            f"the ratings database {db_path} is locked by another process; try again when it is done"
         ) from exc
     try:
         con.execute(RATING_DDL)

@@ -1,13 +1,13 @@
 """PUB11 meta-captions (YFCC lat/lon and date, CC3M machine tags, RedCaps date) and place names.
 
 Input: the parquet partitions of one PUB11 stage (default the keyword candidates, which carry
-``extras``). Output per partition, under ``<version_dir>/rs3/``::
+``extras``). Output per partition, under ``<version_dir>/rs3/`` (``rs5m.core.layout``)::
 
-    pub11_meta/<source>/<part>.parquet       uid, source, family, meta_caption, meta (JSON), places, geo
-    _stats/pub11_meta/<source>/<part>.json   subset "geometa", stage "meta_caption": n_in rows, n_out with
-                                             a meta-caption, removed["no_metadata"] (nothing is dropped)
-    _stats/pub11_places/<source>/<part>.json subset "geometa", stage "places": n_out rows naming a place,
-                                             removed["no_place"]; extra: counts by kind, country, top names
+    meta_caption/<source>/<part>.parquet        uid, source, family, meta_caption, meta (JSON), places, geo
+    meta_caption/_stats/<source>/<part>.json    subset "geometa", stage "meta_caption": n_in rows, n_out
+                                                with a meta-caption, removed["no_metadata"] (nothing dropped)
+    places/_stats/<source>/<part>.json          subset "geometa", stage "places": n_out rows naming a
+                                                place, removed["no_place"]; extra: counts by kind, country
 
 The places stats file is written last (the done marker). Counts under subset "geometa" are coverage,
 not removals: the PUB11 funnel (subset "pub11") is untouched.
@@ -22,8 +22,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rs5m.config import RS3Config
+from rs5m.config import BuildConfig, RS3Config
 from rs5m.core.io import write_parquet
+from rs5m.core.layout import VersionLayout
+from rs5m.core.schema import StageName
 from rs5m.core.stats import PartitionStats, read_done
 from rs5m.rs3 import metacaption
 from rs5m.rs3.places import count_places, place_matcher
@@ -45,18 +47,17 @@ PUB11_META_SCHEMA = pa.schema(
 
 
 def _paths(version_dir: str | Path, source: str, part: str) -> tuple[Path, Path, Path]:
-    base = Path(version_dir) / "rs3"
+    layout = VersionLayout.of(version_dir)
     return (
-        base / "pub11_meta" / source / f"{part}.parquet",
-        base / "_stats" / "pub11_meta" / source / f"{part}.json",
-        base / "_stats" / "pub11_places" / source / f"{part}.json",
+        layout.output(StageName.META_CAPTION, source, part),
+        layout.stats(StageName.META_CAPTION, source, part),
+        layout.stats(StageName.PLACES, source, part),
     )
 
 
 def pub11_partitions(version_dir: str | Path, stage: str = "keyword") -> list[tuple[str, str]]:
     """``(source, part)`` of every parquet partition of a PUB11 stage folder."""
-    base = Path(version_dir) / stage
-    return sorted((p.parent.name, p.stem) for p in base.glob("*/*.parquet") if p.parent.name != "_stats")
+    return [(src, part) for src, part, _ in VersionLayout.of(version_dir).outputs(StageName(stage))]
 
 
 def _extras(text: str | None) -> dict[str, Any]:
@@ -89,7 +90,8 @@ def pub11_meta_partition(
     meta = read_done(meta_stats_path) if done is not None else None
     if done is not None and meta is not None:
         return [meta, done]
-    rows = pq.read_table(Path(version_dir) / cfg.pub11_stage / source / f"{part}.parquet").to_pylist()
+    layout = VersionLayout.of(version_dir)
+    rows = pq.read_table(layout.output(StageName(cfg.pub11_stage), source, part)).to_pylist()
     metas = _meta_captions(rows, source, cfg)
     matcher = place_matcher(cfg.place_min_population)
     found = [matcher.find(row.get("caption") or "") for row in rows]
@@ -107,13 +109,15 @@ def pub11_meta_partition(
             | {n: geo.get(n) for n, _ in GEO_COLUMNS}
         )
     write_parquet(out_path, pa.Table.from_pylist(records, schema=PUB11_META_SCHEMA))
-    meta_stats = PartitionStats("meta_caption", source, part, SUBSET, n_in=len(rows), n_out=len(metas))
+    meta_stats = PartitionStats(
+        StageName.META_CAPTION.value, source, part, SUBSET, n_in=len(rows), n_out=len(metas)
+    )
     meta_stats.remove("no_metadata", len(rows) - len(metas))
     meta_stats.extra = {"by_family": _family_counts(metas)}
     meta_stats.write(meta_stats_path)
     summary = count_places(found)
     with_place = summary["texts_with_place"]["yes"]
-    places = PartitionStats("places", source, part, SUBSET, n_in=len(rows), n_out=with_place)
+    places = PartitionStats(StageName.PLACES.value, source, part, SUBSET, n_in=len(rows), n_out=with_place)
     places.remove("no_place", len(rows) - with_place)
     places.extra = {
         "by_kind": dict(summary["by_kind"]),
@@ -129,3 +133,10 @@ def _family_counts(metas: dict[str, metacaption.MetaCaption]) -> dict[str, int]:
     for m in metas.values():
         counts[m.family] = counts.get(m.family, 0) + 1
     return counts
+
+
+def run(layout: VersionLayout, source: str, partition: str, cfg: BuildConfig) -> PartitionStats:
+    """Geo metadata of one PUB11 partition (``rs5m.pipeline.registry``); the places stats are written too."""
+    if cfg.rs3 is None:
+        raise ValueError("the build config has no rs3 section")
+    return pub11_meta_partition(layout.dir, source, partition, cfg.rs3)[0]

@@ -16,9 +16,11 @@ from typing import Any
 import duckdb
 
 from rs5m.core.io import atomic_path, write_json
+from rs5m.core.layout import VersionLayout
+from rs5m.core.schema import StageName
 from rs5m.core.stats import PartitionStats
 from rs5m.rs3 import geostats
-from rs5m.sources.rs3 import DISPLAY, SOURCES
+from rs5m.rs3.readers import DISPLAY, SOURCES
 
 RS3_FUNNEL_COLUMNS = ["Name", "Files", "Read", "Read failed", "Captioned", "Caption failed"]
 
@@ -37,7 +39,7 @@ def rs3_funnel_rows(con: duckdb.DuckDBPyConnection, version: str) -> list[dict[s
     tot = _totals(con, version, "rs3")
     out = []
     for src in sorted({s for s, _ in tot}, key=lambda s: SOURCES.index(s) if s in SOURCES else 99):
-        read, cap = tot.get((src, "read")), tot.get((src, "caption"))
+        read, cap = tot.get((src, StageName.RS3_READ)), tot.get((src, StageName.RS3_CAPTION))
         values = [
             read[0] if read else None,
             read[1] if read else None,
@@ -58,7 +60,7 @@ def geometa_rows(con: duckdb.DuckDBPyConnection, version: str) -> list[dict[str,
     tot = _totals(con, version, "geometa")
     rows = []
     for src in sorted({s for s, _ in tot}):
-        meta, places = tot.get((src, "meta_caption")), tot.get((src, "places"))
+        meta, places = tot.get((src, StageName.META_CAPTION)), tot.get((src, StageName.PLACES))
         scanned = (places or meta or (None, None))[0]
         rows.append(
             {
@@ -76,7 +78,7 @@ def _places_summary(version_dir: Path) -> dict[str, Any]:
     by_kind: Counter = Counter()
     by_country: Counter = Counter()
     n_in = n_out = 0
-    for p in sorted((version_dir / "rs3" / "_stats" / "pub11_places").glob("*/*.json")):
+    for p in VersionLayout.of(version_dir).stats_files(StageName.PLACES):
         s = PartitionStats.read(p)
         n_in, n_out = n_in + s.n_in, n_out + s.n_out
         by_name.update(s.extra.get("top_places", {}))
@@ -95,9 +97,11 @@ def _places_summary(version_dir: Path) -> dict[str, Any]:
 def geo_report(version_dir: str | Path, title: str | None = None) -> dict[str, str]:
     """Write the geo statistics, place counts, a markdown summary and the world map; return their paths."""
     vdir = Path(version_dir)
-    out = vdir / "rs3" / "geo"
-    files = sorted((vdir / "rs3" / "captions").glob("*/*.parquet"))
-    files += sorted((vdir / "rs3" / "pub11_meta").glob("*/*.parquet"))
+    layout = VersionLayout.of(vdir)
+    out = layout.geo_dir
+    files = [
+        p for stage in (StageName.RS3_CAPTION, StageName.META_CAPTION) for _, _, p in layout.outputs(stage)
+    ]
     counts = geostats.geo_counts(files)
     points = geostats.geo_points(files)
     places = _places_summary(vdir)

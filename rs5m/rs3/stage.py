@@ -1,14 +1,14 @@
 """RS3 stage functions the flow calls: plan partitions, read (+ meta-captions), caption (GPU).
 
-On disk, under ``<version_dir>/rs3/``::
+On disk, under ``<version_dir>/rs3/`` (paths from ``rs5m.core.layout``)::
 
-    plan/<source>/<part>.json          dataset root and the keys of one partition (written once)
-    read/<source>/<part>.parquet       every listed item: status/detail, metadata, meta-caption, geo
-    images/ben/<part>/<patch>.png      BigEarthNet RGB composites (the image the captioner and shards use)
-    captions/<source>/<part>.parquet   captioned items: uid, source, name, image_path, meta_caption,
-                                       blip2_caption, caption, rule, provenance (JSON), meta (JSON), geo
-    _stats/read/<source>/<part>.json     subset "rs3", stage "read":    n_in listed, n_out readable
-    _stats/caption/<source>/<part>.json  subset "rs3", stage "caption": n_in readable, n_out captioned
+    read/_plan/<source>/<part>.json      dataset root and the keys of one partition (written once)
+    read/<source>/<part>.parquet         every listed item: status/detail, metadata, meta-caption, geo
+    images/ben/<part>/<patch>.png        BigEarthNet RGB composites (the image the captioner and shards use)
+    caption/<source>/<part>.parquet      captioned items: uid, source, name, image_path, meta_caption,
+                                         blip2_caption, caption, rule, provenance (JSON), meta (JSON), geo
+    read/_stats/<source>/<part>.json     subset "rs3", stage "read":    n_in listed, n_out readable
+    caption/_stats/<source>/<part>.json  subset "rs3", stage "caption": n_in readable, n_out captioned
 
 A stats file is written last and marks its partition done; a done partition is skipped on rerun.
 Final caption: FMoW and BigEarthNet = meta-caption + " " + BLIP-2 caption; MillionAID = BLIP-2 caption.
@@ -26,12 +26,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from rs5m.config import RS3Config
+from rs5m.config import BuildConfig, RS3Config
 from rs5m.config.rs3 import RS3SourceConfig
 from rs5m.core.io import write_json, write_parquet
+from rs5m.core.layout import VersionLayout
+from rs5m.core.schema import StageName
 from rs5m.core.stats import PartitionStats, read_done
 from rs5m.rs3 import metacaption
-from rs5m.sources.rs3 import ReadItem, RS3Reason, list_items, read_item
+from rs5m.rs3.readers import ReadItem, RS3Reason, list_items, read_item
 
 SUBSET = "rs3"
 GEO_COLUMNS = [("lat", pa.float64()), ("lon", pa.float64()), ("country", pa.string())]
@@ -56,18 +58,20 @@ CAPTION_SCHEMA = pa.schema(
 
 def rs3_paths(version_dir: str | Path, kind: str, source: str, part: str) -> Path:
     """Path of one partition's ``plan`` (.json), ``read``/``captions`` (.parquet) or stats file."""
-    base = Path(version_dir) / "rs3"
-    if kind in ("read_stats", "caption_stats"):
-        return base / "_stats" / kind.split("_")[0] / source / f"{part}.json"
-    ext = ".json" if kind == "plan" else ".parquet"
-    return base / kind / source / f"{part}{ext}"
+    layout = VersionLayout.of(version_dir)
+    if kind == "plan":
+        return layout.side(StageName.RS3_READ, "plan", source, part, ".json")
+    stage = StageName.RS3_READ if kind.startswith("read") else StageName.RS3_CAPTION
+    return (
+        layout.stats(stage, source, part) if kind.endswith("_stats") else layout.output(stage, source, part)
+    )
 
 
 def plan_partitions(version_dir: str | Path, cfg: RS3Config) -> list[tuple[str, str]]:
     """List each source's items and split them into partitions; an existing plan is kept as it is."""
     out = []
     for src in cfg.sources:
-        existing = sorted(rs3_paths(version_dir, "plan", src.name, "x").parent.glob("*.json"))
+        existing = sorted(rs3_paths(version_dir, "plan", src.name, "x").parent.glob("*.json"))  # kept as is
         if existing:
             out += [(src.name, p.stem) for p in existing]
             continue
@@ -78,6 +82,12 @@ def plan_partitions(version_dir: str | Path, cfg: RS3Config) -> list[tuple[str, 
             write_json(rs3_paths(version_dir, "plan", src.name, part), chunk)
             out.append((src.name, part))
     return out
+
+
+def planned_partitions(version_dir: str | Path) -> list[tuple[str, str]]:
+    """``(source, part)`` of every planned RS3 partition, sorted."""
+    plans = VersionLayout.of(version_dir).sides(StageName.RS3_READ, "plan", ".json")
+    return sorted((p.parent.name, p.stem) for p in plans)
 
 
 def _source(cfg: RS3Config, name: str) -> RS3SourceConfig:
@@ -103,13 +113,13 @@ def read_partition(version_dir: str | Path, source: str, part: str, cfg: RS3Conf
     if done is not None:
         return done
     plan = json.loads(rs3_paths(version_dir, "plan", source, part).read_text(encoding="utf-8"))
-    rgb_dir = Path(version_dir) / "rs3" / "images" / source / part
+    rgb_dir = VersionLayout.of(version_dir).rs3_images_dir / source / part
     items = [read_item(source, plan["root"], key, rgb_dir, cfg.ben_scale_max) for key in plan["keys"]]
     ok = [it for it in items if it.status == "ok"]
     located = [(it.uid, it.family, it.fields, it.geo) for it in ok if it.family]
     metas = {m_uid: m for (m_uid, *_), m in zip(located, metacaption.finish(located, cfg.seed), strict=True)}
     write_parquet(rs3_paths(version_dir, "read", source, part), _read_rows(items, metas))
-    stats = PartitionStats("read", source, part, SUBSET, n_in=len(items), n_out=len(ok))
+    stats = PartitionStats(StageName.RS3_READ.value, source, part, SUBSET, n_in=len(items), n_out=len(ok))
     for it in items:
         if it.status != "ok":
             stats.remove(it.status)
@@ -169,7 +179,7 @@ def caption_partition(version_dir: str | Path, source: str, part: str, cfg: RS3C
         return done
     table = pq.read_table(rs3_paths(version_dir, "read", source, part))
     ready = [r for r in table.to_pylist() if r["status"] == "ok"]
-    stats = PartitionStats("caption", source, part, SUBSET, n_in=len(ready))
+    stats = PartitionStats(StageName.RS3_CAPTION.value, source, part, SUBSET, n_in=len(ready))
     rows: list[dict[str, Any]] = []
     failed: dict[str, str] = {}
     if ready:
@@ -193,3 +203,19 @@ def caption_partition(version_dir: str | Path, source: str, part: str, cfg: RS3C
 def stats_dict(stats: PartitionStats) -> dict[str, Any]:
     """A stats object as a plain dict (what Prefect tasks return)."""
     return asdict(stats)
+
+
+def _rs3(cfg: BuildConfig) -> RS3Config:
+    if cfg.rs3 is None:
+        raise ValueError("the build config has no rs3 section")
+    return cfg.rs3
+
+
+def run_read(layout: VersionLayout, source: str, partition: str, cfg: BuildConfig) -> PartitionStats:
+    """The RS3 read stage over one planned partition (``rs5m.pipeline.registry``)."""
+    return read_partition(layout.dir, source, partition, _rs3(cfg))
+
+
+def run_caption(layout: VersionLayout, source: str, partition: str, cfg: BuildConfig) -> PartitionStats:
+    """The RS3 caption stage over one read partition (``rs5m.pipeline.registry``)."""
+    return caption_partition(layout.dir, source, partition, _rs3(cfg))

@@ -8,7 +8,7 @@ matcher. ``HIT_FORMS[p]`` strings match pattern ``p`` and no other.
 
 from __future__ import annotations
 
-from rs5m.pipeline.keywords.matcher import DEFAULT_PATTERNS
+from rs5m.config.build import DEFAULT_PATTERNS
 
 # The 44 patterns of reference §3 as spelled there (matching ignores case): the filter's own list.
 KEYWORD_PATTERNS: tuple[str, ...] = DEFAULT_PATTERNS

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from rs5m.core.layout import DataRoot
 from rs5m.lineage import store as lineage
 from rs5m.sample import write_world
 
@@ -123,7 +124,7 @@ def test_sample_deployment_runs_on_a_worker(server: dict[str, str], tmp_path: Pa
         assert "Completed" in res.stdout
     finally:
         _stop(worker)
-    with lineage.connect(data / "lineage.duckdb", read_only=True) as con:
+    with lineage.connect(DataRoot.of(data).lineage_db, read_only=True) as con:
         rows = {r["Name"]: r for r in lineage.funnel_rows(con, "e2e")}
     assert rows["Total"]["Amount"] == expected["totals"]["amount"]
     after_keyword = sum(e["funnel"]["after_keyword"] for e in expected["sources"].values())

@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from rs5m.core.layout import DataRoot
 from rs5m.lineage import store as lineage
 
 VERSION = "v1"  # every fault test builds this version name (in its own root)
@@ -166,7 +167,7 @@ def outcome(root: Path, version: str = VERSION) -> Outcome:
     """The funnel, reasons and kept uids of a complete version under ``root``."""
     vdir = root / "versions" / version
     assert (vdir / "COMPLETE").is_file(), f"version {version} under {root} is not complete"
-    with lineage.connect(root / "lineage.duckdb", read_only=True) as con:
+    with lineage.connect(DataRoot.of(root).lineage_db, read_only=True) as con:
         funnel = lineage.funnel_rows(con, version)
         reasons = sorted(
             (r["subset"], r["stage"], r["source"], r["reason"], int(r["n"]))

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from rs5m.core.layout import DataRoot
 from rs5m.core.locks import VersionLocked, is_locked, lock_path, read_holder, version_lock
 from rs5m.lineage import store as lineage
 from rs5m.rating.store import RatingStore, StoreBusy
@@ -252,7 +253,7 @@ def _py(code: str, *args: str, **kw: Any) -> subprocess.Popen[str]:
 
 @pytest.mark.parametrize("mode", ["rw", "ro"])
 def test_lineage_second_writer_or_reader_waits_and_both_land(tmp_path: Path, mode: str) -> None:
-    db = tmp_path / "lineage.duckdb"
+    db = DataRoot.of(tmp_path).lineage_db
     lineage.set_version_status(db, "w0", "complete", "h", str(tmp_path))
     first = _py(HOLD_DB, str(db), "rw", stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     second: subprocess.Popen[str] | None = None
@@ -282,7 +283,7 @@ def test_lineage_second_writer_or_reader_waits_and_both_land(tmp_path: Path, mod
 def test_lineage_gives_up_with_one_line_naming_the_file(
     tmp_path: Path, holder_mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    db = tmp_path / "lineage.duckdb"
+    db = DataRoot.of(tmp_path).lineage_db
     lineage.set_version_status(db, "w0", "complete", "h", str(tmp_path))
     holder = _py(HOLD_DB, str(db), holder_mode, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:

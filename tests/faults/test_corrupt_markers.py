@@ -31,8 +31,8 @@ from PIL import Image
 
 from rs5m.config import PackageConfig
 from rs5m.core.io import CHECKSUM_KEY, write_sealed_json
+from rs5m.core.layout import DataRoot
 from rs5m.core.stats import PartitionStats, read_done
-from rs5m.core.version import COMPLETE_MARKER
 from rs5m.lineage import store as lineage
 from rs5m.pipeline.package.packer import package_subset, subset_status
 from rs5m.pipeline.package.pub11 import package_pub11
@@ -45,7 +45,7 @@ from ._builds import VERSION, Outcome, World, assert_same, outcome, run_build
 LAYOUTS = ("rs5m", "open_clip")
 PER_PARTITION = (
     *(f"{s}/_stats" for s in ("ingest", "keyword", "download", "validity")),
-    "outlier/_scores_stats",
+    "outlier_score/_stats",
 )
 BARRIERS = ("dedup/_stats", "outlier/_stats", "package/_stats")  # one run redoes every source's marker
 
@@ -107,7 +107,7 @@ def _pick(vdir: Path, stage_dir: str, need_removed: bool = False) -> Path:
 
 def _rebuild(world: World, root: Path) -> None:
     """Rerun the version after an interrupted build: ``COMPLETE`` removed, then the same build again."""
-    (root / "versions" / VERSION / COMPLETE_MARKER).unlink()
+    DataRoot.of(root).version(VERSION).complete_marker.unlink()
     run_build(world.config, root)
 
 
@@ -124,7 +124,7 @@ def test_corrupt_stats_files_are_redone(
         _pick(vdir, "keyword/_stats", need_removed=True): rename_reason,
         _pick(vdir, "download/_stats"): truncate,
         _pick(vdir, "validity/_stats"): drop_checksum,
-        _pick(vdir, "outlier/_scores_stats"): shift_counts,
+        _pick(vdir, "outlier_score/_stats"): shift_counts,
         _pick(vdir, "dedup/_stats", need_removed=True): rename_reason,
         _pick(vdir, "outlier/_stats"): shift_counts,
         _pick(vdir, "package/_stats"): shift_counts,
@@ -269,7 +269,7 @@ def test_old_markers_without_checksum_are_not_trusted(tmp_path: Path) -> None:
     stats.write(vdir / "ingest" / "_stats" / "cc12m" / "p.json")
     shift_counts(vdir / "ingest" / "_stats" / "cc12m" / "p.json")
     with pytest.raises(ValueError, match="corrupt stats file .*p.json: content_sha256 checksum mismatch"):
-        lineage.load_version(tmp_path / "lineage.duckdb", "v", vdir)  # never loaded silently
+        lineage.load_version(DataRoot.of(tmp_path).lineage_db, "v", vdir)  # never loaded silently
 
 
 def _png(i: int) -> bytes:

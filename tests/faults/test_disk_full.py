@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
+from rs5m.core.layout import DataRoot
 from rs5m.lineage import store as lineage
 from rs5m.shards.manifest import ENTRY_DIR, file_sha256, read_entries, verify_manifest
 from rs5m.shards.tario import iter_shard_samples
@@ -50,7 +51,7 @@ def package_dir(root: Path) -> Path:
 def state(root: Path) -> dict[str, Any]:
     """What a build left under ``root``: markers, lineage status, package files and manifest entries."""
     vdir, pkg = root / "versions" / VERSION, package_dir(root)
-    with lineage.connect(root / "lineage.duckdb", read_only=True) as con:
+    with lineage.connect(DataRoot.of(root).lineage_db, read_only=True) as con:
         row = con.execute("SELECT status FROM versions WHERE version = ?", [VERSION]).fetchone()
     files = sorted(str(p.relative_to(pkg)) for p in pkg.rglob("*") if p.is_file())
     entries = []

@@ -1,4 +1,4 @@
-"""Fuzzed RS3 metadata JSON through ``rs5m.sources.rs3.read_item`` (fMoW and BigEarthNet).
+"""Fuzzed RS3 metadata JSON through ``rs5m.rs3.readers.read_item`` (fMoW and BigEarthNet).
 
 Each generated item has a valid image (fMoW JPEG, BEN B04/B03/B02 TIFFs) and fuzzed metadata: random
 bytes, bad UTF-8, truncated or non-object JSON, and objects whose fields hold random JSON values
@@ -24,7 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from rs5m.sources.rs3 import RS3Reason, read_item
+from rs5m.rs3.readers import RS3Reason, read_item
 from tests.faults import fuzz_settings, record, tree
 
 _REASONS = {r.value for r in RS3Reason}

@@ -48,7 +48,7 @@ from ._builds import REPO, VERSION, Outcome, World, assert_same, free_port, outc
 BLOCK_S = 600.0  # a claimed worker waits this long to be killed, then fails its task loudly
 WAIT_S = 600.0  # the test waits this long for a worker to reach the kill point
 ALLOWED = int(dask.config.get("distributed.scheduler.allowed-failures"))  # worker deaths a task survives
-STATS_DIRS = {"keyword": "keyword/_stats", "download": "download/_stats", "scoring": "outlier/_scores_stats"}
+STATS_DIRS = {"keyword": "keyword/_stats", "download": "download/_stats", "scoring": "outlier_score/_stats"}
 ENTRIES = {  # each stage's per-partition function, as the task code calls it
     "keyword": "rs5m.pipeline.keywords.matcher:filter_partition",
     "download": "rs5m.pipeline.download.stage:download_candidates",
@@ -201,7 +201,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 def _markers(vdir: Path) -> dict[str, tuple[int, int]]:
     """Every done marker of the version: relative path -> (inode, mtime); a rewrite changes the inode."""
     out = {}
-    for p in [*vdir.glob("*/_stats/**/*.json"), *vdir.glob("outlier/_scores_stats/**/*.json")]:
+    for p in vdir.glob("*/_stats/**/*.json"):
         with contextlib.suppress(FileNotFoundError):  # replaced or removed while listed
             out[str(p.relative_to(vdir))] = (p.stat().st_ino, p.stat().st_mtime_ns)
     return out

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from rs5m.core.layout import DataRoot
 from rs5m.core.schema import DISPLAY_NAMES
 from rs5m.core.stats import PartitionStats
 from rs5m.lineage import store as lineage
@@ -91,14 +92,14 @@ def test_build_flow_on_sample_world(world: tuple[Path, dict], tmp_path: Path, pr
     vdir = root / "versions" / "t1"
     for p in vdir.glob("*/_stats/**/*.json"):
         PartitionStats.read(p)  # invariant n_in = n_out + removed holds for every partition
-    with lineage.connect(root / "lineage.duckdb", read_only=True) as con:
+    with lineage.connect(DataRoot.of(root).lineage_db, read_only=True) as con:
         _check_counts(lineage.funnel_rows(con, "t1"), expected)
         reasons = lineage.reason_rows(con, "t1")
     got = {(r["source"], r["reason"]): r["n"] for r in reasons if r["stage"] == "ingest"}
     for source, exp in expected["sources"].items():
         for reason, n in exp["rejected"].items():
             assert got.get((source, reason), 0) == n, (source, reason)
-    with lineage.connect(root / "lineage.duckdb", read_only=True) as con:
+    with lineage.connect(DataRoot.of(root).lineage_db, read_only=True) as con:
         hits = {r["keyword"]: r["n"] for r in lineage.keyword_rows(con, "t1")}
     per_keyword: dict[str, int] = {}
     for exp in expected["sources"].values():
@@ -140,7 +141,7 @@ def test_build_flow_on_sample_world(world: tuple[Path, dict], tmp_path: Path, pr
     cfg["outlier"] = {"keep_top_vlm": 0.8}
     (world_dir / "build-test-80.yaml").write_text(yaml.safe_dump(cfg))
     rows80 = _run(world_dir, root, "t3", config="build-test-80.yaml", base_version="t1")
-    score = next((vdir / "outlier" / "scores").rglob("*.parquet"))
+    score = next((vdir / "outlier_score").glob("*/*.parquet"))
     assert (root / "versions" / "t3" / score.relative_to(vdir)).stat().st_ino == score.stat().st_ino
     total80 = {r["Name"]: r for r in rows80}["Total"]
     pooled = (

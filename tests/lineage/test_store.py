@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from rs5m.core.layout import DataRoot
 from rs5m.core.stats import PartitionStats, read_done
 from rs5m.lineage import store as lineage
 
@@ -40,7 +41,7 @@ def test_funnel_sums_partitions_and_leaves_missing_stages_empty(tmp_path: Path) 
     _stats(vdir, "keyword", "laion2b", "a-00000", 97, 7, no_keyword_match=90)
     _stats(vdir, "keyword", "laion2b", "b-00000", 50, 3, no_keyword_match=47)
     _stats(vdir, "keyword", "cc12m", "c-00000", 18, 2, no_keyword_match=16)
-    db = tmp_path / "lineage.duckdb"
+    db = DataRoot.of(tmp_path).lineage_db
     lineage.set_version_status(db, "v1", "running", "h", str(tmp_path))
     assert lineage.load_version(db, "v1", vdir) == 6
     assert lineage.load_version(db, "v1", vdir) == 6  # reload replaces, never doubles
@@ -61,7 +62,7 @@ def test_funnel_sums_partitions_and_leaves_missing_stages_empty(tmp_path: Path) 
 
 
 def test_unknown_version_is_a_clear_error(tmp_path: Path) -> None:
-    db = tmp_path / "lineage.duckdb"
+    db = DataRoot.of(tmp_path).lineage_db
     lineage.set_version_status(db, "v1", "running", "h", str(tmp_path))
     with lineage.connect(db, read_only=True) as con, pytest.raises(ValueError, match="unknown version"):
         lineage.funnel_rows(con, "nope")

@@ -61,12 +61,12 @@ def test_ingest_counts_every_row_once(tmp_path: Path, fake: FakeAdapter) -> None
         "missing_url": 1,
         "missing_caption": 1,
     }
-    parts = stats.extra["outputs"]
-    assert len(parts) == 2  # 4 rows (an exact duplicate record kept: URL dedup removes it), 2 per partition
-    table = pq.read_table(tmp_path / parts[0]).cast(SAMPLE_SCHEMA)
-    assert table.column("url").to_pylist() == ["http://a/1.jpg", "https://a/2.jpg"]  # whitespace trimmed
+    paths = ingest.ingest_paths(tmp_path, "cc12m", "f.tsv")
+    table = pq.read_table(paths.output).cast(SAMPLE_SCHEMA)
+    assert table.num_rows == 4  # an exact duplicate record is kept here: the keyword stage removes it
+    assert table.column("url").to_pylist()[:2] == ["http://a/1.jpg", "https://a/2.jpg"]  # whitespace trimmed
     assert table.column("uid")[0].as_py() == make_uid("cc12m", "http://a/1.jpg\x00aerial view")
-    rejects = pq.read_table(tmp_path / stats.extra["rejects"]).to_pylist()
+    rejects = pq.read_table(paths.rejects).to_pylist()
     assert sorted(r["reason"] for r in rejects) == sorted(stats.removed)
     assert any(r["uid"] == "cc12m-f.tsv:9" for r in rejects)
 
@@ -96,4 +96,4 @@ def test_failed_ingest_leaves_no_done_marker(tmp_path: Path, monkeypatch: pytest
         ingest.ingest_file(src, "f.tsv", tmp_path, IngestConfig(rows_per_partition=2))
     paths = ingest.ingest_paths(tmp_path, "cc12m", "f.tsv")
     assert not paths.stats.exists()
-    assert not list(paths.parts_dir.glob(".*.tmp"))
+    assert not list(paths.output.parent.glob(".*.tmp")) and not paths.output.exists()

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from rs5m.core.layout import DataRoot
 from rs5m.rating import sessions
 from rs5m.rating.app import create_app
 from rs5m.rating.sampling import SampleSpec, draw_sample
@@ -127,7 +128,7 @@ def _make_rs3(vdir: Path, root: Path) -> None:
     for path in (inside, outside):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(jpeg((10, 200, 10)))
-    _write(vdir / "rs3" / "captions" / "ben" / "00000.parquet", {
+    _write(vdir / "rs3" / "caption" / "ben" / "00000.parquet", {
         "uid": ["ben-0", "ben-1", "ben-2"], "source": ["ben"] * 3,
         "image_path": ["images/ben_0.jpg", str(outside), "images/missing.jpg"],
         "caption": ["a river between fields", "a forest", "a lake"],
@@ -147,7 +148,7 @@ def rating_root(tmp_path: Path) -> Path:
 @pytest.fixture()
 def store(rating_root: Path) -> Iterator[RatingStore]:
     """A rating store on the root's lineage database, closed after the test."""
-    s = RatingStore(rating_root / "lineage.duckdb", idle_close_s=0.3)
+    s = RatingStore(DataRoot.of(rating_root).ratings_db, idle_close_s=0.3)
     yield s
     s.close()
 

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from rs5m.core.layout import DataRoot
 from rs5m.rating.sampling import SampleSpec
 from rs5m.rating.store import RatingStore
 from tests.rating.conftest import KEPT, serve_spec
@@ -92,7 +93,7 @@ def test_resume_after_restart(store: RatingStore, rating_root: Path) -> None:
     with TestClient(app) as c:
         c.post("/api/ratings", json={"rater": "ann", "uid": items[0]["uid"], **GOOD})
     store.close()
-    again = RatingStore(rating_root / "lineage.duckdb", idle_close_s=0.3)
+    again = RatingStore(DataRoot.of(rating_root).ratings_db, idle_close_s=0.3)
     try:
         app2, items2 = serve_spec(again, rating_root, SPEC)
         assert items2 == items

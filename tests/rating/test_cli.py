@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from cli import main as cli
+from rs5m.core.layout import DataRoot
 from rs5m.rating.store import RatingStore, save_rating
 from tests.rating.conftest import free_port
 
@@ -99,7 +100,7 @@ def test_rate_report_prints_and_saves(rating_root: Path, capsys: pytest.CaptureF
     from rs5m.rating import sessions
     from rs5m.rating.sampling import SampleSpec, draw_sample
 
-    store = RatingStore(rating_root / "lineage.duckdb")
+    store = RatingStore(DataRoot.of(rating_root).ratings_db)
     spec = SampleSpec("v1", n=6)
     store.call(sessions.ensure_sample, spec, lambda: draw_sample(rating_root / "versions" / "v1", spec))
     for rater, score in (("ann", 5), ("bob", 4)):

@@ -40,11 +40,18 @@ def test_rs3_flow_on_gpu_worker(prefect_harness, rs3_world, tmp_path):
     from prefect_dask import DaskTaskRunner
 
     from flows.rs3 import rs3
+    from rs5m.config import BuildConfig, SourceInput
 
     cluster = {"n_workers": 1, "processes": False, "threads_per_worker": 2, "resources": {"GPU": 1}}
-    vdir = tmp_path / "versions" / "sample"
-    cfg = tiny_config(rs3_world, dask_gpu="always")
-    results = rs3.with_options(task_runner=DaskTaskRunner(cluster_kwargs=cluster))(cfg, str(vdir))
+    rs3_cfg = tiny_config(rs3_world, dask_gpu="always")
+    cfg = BuildConfig(
+        version="sample",
+        root=str(tmp_path),
+        sources=[SourceInput(name="cc12m", files=["unread.tsv"])],
+        rs3=rs3_cfg,
+    )
+    vdir = cfg.version_dir()
+    results = rs3.with_options(task_runner=DaskTaskRunner(cluster_kwargs=cluster))(cfg)
     expected = json.loads((rs3_world / "expected.json").read_text())
     captioned = {}
     for r in results:

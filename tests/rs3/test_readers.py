@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rs5m.sources.rs3 import ben_rgb, check_image, list_items, read_item
+from rs5m.rs3.readers import ben_rgb, check_image, list_items, read_item
 
 
 def _expected(world: Path) -> dict:

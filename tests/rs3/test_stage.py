@@ -9,6 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from rs5m.core.layout import DataRoot, VersionLayout
+from rs5m.core.schema import StageName
 from rs5m.core.stats import PartitionStats
 from rs5m.lineage import store as lineage
 from rs5m.rs3 import pub11, report, stage
@@ -83,10 +85,10 @@ def test_caption_rows(built, rs3_world):
     planted = json.loads((rs3_world / "expected.json").read_text())["fmow"]["planted"]
     rows = [
         r
-        for p in sorted((vdir / "rs3" / "captions").glob("*/*.parquet"))
+        for _, _, p in VersionLayout.of(vdir).outputs(StageName.RS3_CAPTION)
         for r in pq.read_table(p).to_pylist()
     ]
-    assert pq.read_schema(vdir / "rs3/captions/ben/00000.parquet").names[:9] == stage._CAP
+    assert pq.read_schema(vdir / "rs3/caption/ben/00000.parquet").names[:9] == stage._CAP
     for r in rows:
         prov = json.loads(r["provenance"])
         assert r["blip2_caption"] == prov["final"] and r["rule"] == prov["rule"]
@@ -118,7 +120,7 @@ def test_pub11_geometa(built):
     vdir, *_ = built
     rows = {
         r["uid"]: r
-        for p in (vdir / "rs3" / "pub11_meta").glob("*/*.parquet")
+        for _, _, p in VersionLayout.of(vdir).outputs(StageName.META_CAPTION)
         for r in pq.read_table(p).to_pylist()
     }
     assert rows["yfcc15m-0"]["family"] == "yfcc_both" and "Italy in Fall" in rows["yfcc15m-0"]["meta_caption"]
@@ -128,7 +130,7 @@ def test_pub11_geometa(built):
     assert rows["cc3m-3"]["meta_caption"].count("city") == 1 and rows["cc3m-4"]["family"] is None
     assert "March 18, 2020" in rows["redcaps-5"]["meta_caption"]
     assert rows["laion2b-6"]["places"] == ["Paris", "France"] and rows["laion2b-6"]["family"] is None
-    places = PartitionStats.read(vdir / "rs3/_stats/pub11_places/yfcc15m/part-0.json")
+    places = PartitionStats.read(vdir / "rs3/places/_stats/yfcc15m/part-0.json")
     assert (places.subset, places.n_in, places.n_out, places.removed) == ("geometa", 3, 2, {"no_place": 1})
 
 
@@ -141,7 +143,7 @@ def test_geo_report_and_funnel(built):
     assert {"key": "Brazil", "n": 2} in counts["country"]
     assert Path(paths["map"]).read_bytes()[:4] == b"\x89PNG"
     assert json.loads(Path(paths["places"]).read_text())["with_place"] == 4
-    db = vdir.parent / "lineage.duckdb"
+    db = DataRoot.of(vdir.parent).lineage_db
     lineage.load_version(db, "sample", vdir)
     with lineage.connect(db, read_only=True) as con:
         rows = report.rs3_funnel_rows(con, "sample")

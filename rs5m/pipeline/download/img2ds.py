@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 
 from rs5m.config import DownloadConfig
 from rs5m.core.io import write_parquet
-from rs5m.core.schema import Reason
+from rs5m.core.schema import Reason, StageName
 from rs5m.core.stats import PartitionStats, read_done
 from rs5m.pipeline.download.fetch import (
     DOWNLOAD_FAILED,
@@ -50,7 +50,7 @@ from rs5m.pipeline.download.fetch import (
     install_hook,
 )
 
-STAGE = "download"
+STAGE = StageName.DOWNLOAD.value
 STATUS_FILE = "status.parquet"
 DECODE_FAILED = Reason.DECODE_FAILED.value
 IMAGE_FILTERED = Reason.IMAGE_FILTERED.value

@@ -1,15 +1,8 @@
-"""PUB11 image stages over a version folder: download, validity (+ content hashes), global dedup.
+"""The download stage: one keyword-candidate partition through img2dataset (``img2ds``), behind the guard.
 
-Layout under ``versions/<v>/``:
-- ``download/<source>/<part>/`` img2dataset shards + ``status.parquet``;
-  ``download/_stats/<source>/<part>.json``
-- ``validity/<source>/<part>.parquet`` one row per downloaded uid (valid, reason, size, sha256, phash);
-  ``validity/_stats/<source>/<part>.json``
-- ``dedup/decisions.parquet`` one row per valid uid (cluster, keep, reason, keeper);
-  ``dedup/_stats/<source>/global.json`` (written after the decisions file)
-
-Each function handles one partition (download, validity) or the one global barrier (dedup), and
-returns its stats; a partition whose stats file exists is not redone.
+Outputs (``rs5m.core.layout``): ``download/<source>/<part>/`` (img2dataset shards + ``status.parquet``), then
+``download/_stats/<source>/<part>.json``. A partition whose stats file exists is not redone.
+``iter_shard_images`` reads images back from those shards for the later stages.
 """
 
 from __future__ import annotations
@@ -18,22 +11,18 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from rs5m.config import DownloadConfig
-from rs5m.core.schema import Stage
+from rs5m.config import BuildConfig, DownloadConfig
+from rs5m.core.layout import VersionLayout
+from rs5m.core.schema import StageName
 from rs5m.core.stats import PartitionStats
 from rs5m.pipeline.download.img2ds import download_partition
 
 _IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 
 
-def stats_path(version_dir: Path, stage: Stage, source: str, part: str) -> Path:
-    """The done-marker stats file of one partition of a stage."""
-    return version_dir / stage.value / "_stats" / source / f"{part}.json"
-
-
 def download_dir(version_dir: Path, source: str, part: str) -> Path:
     """Folder of one partition's img2dataset output."""
-    return version_dir / Stage.DOWNLOAD.value / source / part
+    return VersionLayout.of(version_dir).output(StageName.DOWNLOAD, source, part, suffix="")
 
 
 def download_candidates(
@@ -48,7 +37,7 @@ def download_candidates(
     return download_partition(
         candidates,
         download_dir(version_dir, source, part),
-        stats_path(version_dir, Stage.DOWNLOAD, source, part),
+        VersionLayout.of(version_dir).stats(StageName.DOWNLOAD, source, part),
         cfg,
         source=source,
         partition=part,
@@ -70,3 +59,9 @@ def iter_shard_images(shard: str | Path, keys: set[str]) -> Iterator[tuple[str, 
                 f = tar.extractfile(member)
                 if f is not None:
                     yield stem, f.read()
+
+
+def run(layout: VersionLayout, source: str, partition: str, cfg: BuildConfig) -> PartitionStats:
+    """The download stage over one partition (``rs5m.pipeline.registry``)."""
+    candidates = layout.output(StageName.KEYWORD, source, partition)
+    return download_candidates(layout.dir, source, partition, str(candidates), cfg.download, cfg.retry_failed)

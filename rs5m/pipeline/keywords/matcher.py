@@ -40,22 +40,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from rs5m.config import KeywordConfig
+from rs5m.config.build import DEFAULT_PATTERNS
 from rs5m.core.io import atomic_path
-from rs5m.core.schema import Reason, Stage
+from rs5m.core.schema import Reason, StageName
 from rs5m.core.stats import PartitionStats, read_done
 from rs5m.pipeline.keywords import prefilter as keywords_prefilter
-
-# RS5M §3: 27 group-1 patterns, 15 group-2 patterns, then the two Fig. 3 space variants.
-DEFAULT_PATTERNS: tuple[str, ...] = (
-    "remote sensing", "earth observ", "aerial imag", "aerial photo", "aerial map", "aerial pic",
-    "aerial view", "aerial scan", "aerial satellite", "satellite imag", "satellite photo", "satellite map",
-    "satellite pic", "satellite view", "satellite scan", "satellite data", "satellite surveillance",
-    "space photo", "spaceborne photo", "space-borne photo", "space imag", "spaceborne imag",
-    "space-borne imag", "space view", "spaceborne view", "space-borne view", "space surveillance",
-    "Google Earth", "Freesound", "Sentinel-1", "Sentinel-2", "Gaofen", "USGS", "NAIP", "MODIS", "EOSDIS",
-    "WorldView", "Planet Dove", "ArcGIS", "Maxar", "Landsat", "Geographic Information System",
-    "sentinel 1", "sentinel 2",
-)  # fmt: skip
 
 KEYWORDS_FIELD = pa.field("keywords", pa.list_(pa.string()), nullable=False)
 READ_BUFFER = 4 << 20  # parquet pages stream through a buffer this big; chunks are never read whole
@@ -356,7 +345,7 @@ def filter_partition(
             if pending:
                 flush(writer)
     stats = PartitionStats(
-        stage=Stage.KEYWORD.value,
+        stage=StageName.KEYWORD.value,
         source=source,
         partition=partition,
         n_in=n_in,

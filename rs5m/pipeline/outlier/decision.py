@@ -1,7 +1,7 @@
 """The outlier decision (reference §5): pooled-quantile thresholds over every PUB11 score, in DuckDB.
 
 Contract of ``decide_outliers(version_dir, sources, cfg)``:
-- Pool: every ``outlier/scores/<source>/*.parquet`` of the listed sources. They must cover exactly
+- Pool: every ``outlier_score/<source>/*.parquet`` of the listed sources. They must cover exactly
   the dedup-kept uids of those sources (``ValueError`` otherwise: score every partition first).
 - Thresholds: for a keep fraction f of a score over its N non-null values, the threshold is the
   ceil(f*N)-th largest value, so about f*N rows are kept (more when values tie at the threshold);
@@ -27,10 +27,12 @@ from typing import Any
 
 import duckdb
 
-from rs5m.config import OutlierConfig
+from rs5m.config import BuildConfig, OutlierConfig
 from rs5m.core.io import atomic_path
-from rs5m.core.schema import Reason, Stage
+from rs5m.core.layout import GLOBAL, VersionLayout
+from rs5m.core.schema import Reason, StageName
 from rs5m.core.stats import PartitionStats, read_done
+from rs5m.pipeline.dedup.stage import decisions_path as dedup_decisions
 
 OUTLIER_VLM = Reason.OUTLIER_VLM.value
 OUTLIER_RS = Reason.OUTLIER_RS.value
@@ -41,23 +43,23 @@ OUTLIER_REASONS = (OUTLIER_VLM, OUTLIER_RS, OUTLIER_BOTH, OUTLIER_UNSCORED)
 
 def decisions_path(version_dir: Path) -> Path:
     """Per-uid outlier decisions of a version."""
-    return Path(version_dir) / Stage.OUTLIER.value / "decisions.parquet"
+    return VersionLayout.of(version_dir).barrier_file(StageName.OUTLIER, "decisions.parquet")
 
 
 def grid_path(version_dir: Path) -> Path:
     """The keep-count grid CSV of a version."""
-    return Path(version_dir) / Stage.OUTLIER.value / "grid.csv"
+    return VersionLayout.of(version_dir).barrier_file(StageName.OUTLIER, "grid.csv")
 
 
 def stats_path(version_dir: Path, source: str) -> Path:
     """The decision's per-source stats file (the funnel's Outlier and Remain columns)."""
-    return Path(version_dir) / Stage.OUTLIER.value / "_stats" / source / "global.json"
+    return VersionLayout.of(version_dir).stats(StageName.OUTLIER, source)
 
 
 def score_files(version_dir: Path, sources: list[str]) -> list[str]:
     """Every score parquet of the listed sources, sorted."""
-    base = Path(version_dir) / Stage.OUTLIER.value / "scores"
-    return sorted(str(p) for s in sources for p in (base / s).glob("*.parquet"))
+    outputs = VersionLayout.of(version_dir).outputs(StageName.OUTLIER_SCORE)
+    return [str(path) for source, _, path in outputs if source in sources]
 
 
 def _connect(version_dir: Path, sources: list[str]) -> duckdb.DuckDBPyConnection:
@@ -71,7 +73,7 @@ def _connect(version_dir: Path, sources: list[str]) -> duckdb.DuckDBPyConnection
 
 
 def _check_coverage(con: duckdb.DuckDBPyConnection, version_dir: Path, sources: list[str]) -> None:
-    dedup = str(Path(version_dir) / Stage.DEDUP.value / "decisions.parquet")
+    dedup = str(dedup_decisions(VersionLayout.of(version_dir)))
     kept = "SELECT uid FROM read_parquet($d) WHERE dup_keep AND list_contains($s, source)"
     missing, stale = con.execute(
         f"SELECT (SELECT count(*) FROM ({kept}) WHERE uid NOT IN (SELECT uid FROM scores)), "
@@ -186,7 +188,7 @@ def decide_outliers(version_dir: Path, sources: list[str], cfg: OutlierConfig) -
     extra = {"fingerprint": fp, "config": cfg.model_dump(), "s_vlm_threshold": m, "c_rs_threshold": n}
     out = []
     for source in sources:
-        stats = PartitionStats(stage=Stage.OUTLIER.value, source=source, partition="global", extra=extra)
+        stats = PartitionStats(stage=StageName.OUTLIER.value, source=source, partition=GLOBAL, extra=extra)
         for src, reason, k in counts:
             if src == source:
                 stats.n_in += k
@@ -197,3 +199,8 @@ def decide_outliers(version_dir: Path, sources: list[str], cfg: OutlierConfig) -
         stats.write(stats_path(vdir, source))
         out.append(stats)
     return out
+
+
+def run(layout: VersionLayout, sources: list[str], cfg: BuildConfig) -> list[PartitionStats]:
+    """The outlier decision over every source of the build (``rs5m.pipeline.registry``)."""
+    return decide_outliers(layout.dir, sources, cfg.outlier)

@@ -8,9 +8,9 @@ Contract of ``score_partition(version_dir, source, part, cfg, detector)``:
   default); ``s_caption`` = cos(image, its own caption); ``c_rs`` = the detector's P(RS) (null
   without a detector). An image that cannot be decoded or is missing from its tar gets null scores
   (and a zero embedding) and is counted in ``extra["unscored"]``: the decision removes it.
-- Writes ``outlier/embeddings/<source>/<part>.npy`` (unit-norm, ``cfg.embedding_dtype``, one row per
-  score row, same order) and ``<part>.uids.npy``, then ``outlier/scores/<source>/<part>.parquet``, then
-  last the stats ``outlier/_scores_stats/<source>/<part>.json`` (stage ``outlier_score``,
+- Writes ``outlier_score/_embeddings/<source>/<part>.npy`` (unit-norm, ``cfg.embedding_dtype``, one row
+  per score row, same order) and ``<part>.uids.npy``, then ``outlier_score/<source>/<part>.parquet``, then
+  last the stats ``outlier_score/_stats/<source>/<part>.json`` (stage ``outlier_score``,
   n_in = n_out = rows scored: a score removes nothing). A partition with a stats file is skipped.
 - The model loads once per process (a cache keyed by the config's fingerprint), so a Dask worker
   keeps it between partitions. Decoding runs in ``cfg.num_workers`` DataLoader processes, except in
@@ -36,16 +36,18 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from rs5m.config import ScoringConfig  # noqa: F401
+from rs5m.config import BuildConfig, ScoringConfig
 from rs5m.core.io import atomic_path, write_parquet
-from rs5m.core.schema import Stage
+from rs5m.core.layout import VersionLayout
+from rs5m.core.schema import StageName
 from rs5m.core.stats import PartitionStats, read_done
 from rs5m.ml.detector import Detector, autocast, load_detector, resolve_device
+from rs5m.pipeline.dedup.stage import decisions_path
 from rs5m.pipeline.download.stage import download_dir, iter_shard_images
 from rs5m.shards.preprocess import ClipPreprocess
 
 log = logging.getLogger(__name__)
-SCORE_STAGE = "outlier_score"
+SCORE_STAGE = StageName.OUTLIER_SCORE.value
 SCORE_SCHEMA = pa.schema(
     [("uid", pa.string()), ("source", pa.string()), ("s_vlm", pa.float32()),
      ("s_caption", pa.float32()), ("c_rs", pa.float32())]
@@ -127,31 +129,32 @@ def get_detector(path: str | os.PathLike[str], device: torch.device) -> Detector
 
 def scores_path(version_dir: Path, source: str, part: str) -> Path:
     """Score rows of one download partition."""
-    return Path(version_dir) / Stage.OUTLIER.value / "scores" / source / f"{part}.parquet"
+    return VersionLayout.of(version_dir).output(StageName.OUTLIER_SCORE, source, part)
 
 
 def embeddings_path(version_dir: Path, source: str, part: str) -> Path:
     """Image embeddings of one partition (``<part>.uids.npy`` beside it holds the row order)."""
-    return Path(version_dir) / Stage.OUTLIER.value / "embeddings" / source / f"{part}.npy"
+    return VersionLayout.of(version_dir).side(StageName.OUTLIER_SCORE, "embeddings", source, part, ".npy")
 
 
 def score_stats_path(version_dir: Path, source: str, part: str) -> Path:
-    """Done marker of one scored partition (outside ``outlier/_stats``, which is the decision's)."""
-    return Path(version_dir) / Stage.OUTLIER.value / "_scores_stats" / source / f"{part}.json"
+    """Done marker of one scored partition."""
+    return VersionLayout.of(version_dir).stats(StageName.OUTLIER_SCORE, source, part)
 
 
 def rows_to_score(version_dir: Path, source: str, part: str) -> pa.Table:
     """uid, source, key, shard, caption of the partition's valid, dedup-kept rows, sorted by uid."""
     vdir = Path(version_dir)
-    candidates = vdir / Stage.KEYWORD.value / source / f"{part}.parquet"
+    layout = VersionLayout.of(vdir)
+    candidates = layout.output(StageName.KEYWORD, source, part)
     caption = "c.caption" if candidates.exists() else "NULL::VARCHAR"
     join = "LEFT JOIN read_parquet($c) c USING (uid)" if candidates.exists() else ""
     sql = f"""SELECT v.uid, v.source, v.key, v.shard, {caption} AS caption
         FROM read_parquet($v) v JOIN read_parquet($d) d USING (uid) {join}
         WHERE v.valid AND d.dup_keep AND d.source = $s ORDER BY v.uid"""
     params = {
-        "v": str(vdir / Stage.VALIDITY.value / source / f"{part}.parquet"),
-        "d": str(vdir / Stage.DEDUP.value / "decisions.parquet"),
+        "v": str(layout.output(StageName.VALIDITY, source, part)),
+        "d": str(decisions_path(layout)),
         "s": source,
     }
     if candidates.exists():
@@ -292,3 +295,8 @@ def score_partition(
     }  # fmt: skip
     stats.write(marker)
     return stats
+
+
+def run(layout: VersionLayout, source: str, partition: str, cfg: BuildConfig) -> PartitionStats:
+    """The outlier scoring stage over one partition (``rs5m.pipeline.registry``)."""
+    return score_partition(layout.dir, source, partition, cfg.scoring, cfg.detector)

@@ -37,14 +37,15 @@ from PIL import Image
 
 from rs5m.config import PackageConfig
 from rs5m.core.io import warn_corrupt
-from rs5m.core.schema import Reason
+from rs5m.core.layout import stats_glob, stats_in
+from rs5m.core.schema import Reason, StageName
 from rs5m.core.stats import PartitionStats, read_done
 from rs5m.pipeline.validity.check import to_rgb
 from rs5m.shards import Sample, ShardWriter, assign_split, write_manifest
 from rs5m.shards.layouts import OPEN_CLIP_IMAGE_EXTS
 from rs5m.shards.manifest import ENTRY_DIR, MANIFEST_NAME, corrupt_entries, read_manifest, verify_subset
 
-STAGE = "package"
+STAGE = StageName.PACKAGE.value
 UNREADABLE = Reason.UNREADABLE_IMAGE.value
 MISSING_CAPTION = Reason.MISSING_CAPTION.value
 REENCODE_JPEG_QUALITY = 95
@@ -173,7 +174,7 @@ class _Packer:
 
 
 def _stats_path(out_root: Path, subset: str, source: str) -> Path:
-    return out_root / "_stats" / source / f"{subset}.json"
+    return stats_in(out_root, source, subset)
 
 
 def subset_status(
@@ -224,7 +225,7 @@ def _clear(out_root: Path, subset: str, layouts: list[str]) -> None:
             *d.glob(f".{subset}-*"),
         ]:
             p.unlink()
-    for p in out_root.glob(f"_stats/*/{subset}.json"):
+    for p in stats_glob(out_root, subset):
         p.unlink()
 
 

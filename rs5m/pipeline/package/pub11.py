@@ -1,7 +1,7 @@
 """PUB11 packaging of a version: kept rows + captions + scores + image bytes ->
 ``rs5m.pipeline.package.packer``.
 
-Reads, per download partition: the final keep decision (``rs5m.lineage.versions.keep_decision``: outlier
+Reads, per download partition: the final keep decision (``rs5m.pipeline.package.keep.keep_decision``: outlier
 decisions when present, else dedup), the validity rows (key, shard), the keyword-stage captions
 (``keyword/<source>/<part>.parquet``: caption, extras, keywords) and the scores in the outlier
 decisions (its numeric columns); then streams each download tar once, in order. Memory is bounded by
@@ -20,11 +20,12 @@ from typing import Any
 
 import duckdb
 
-from rs5m.config import PackageConfig
-from rs5m.core.schema import Stage
-from rs5m.core.version import COMPLETE_MARKER
-from rs5m.lineage.versions import KeepDecision, keep_decision, sql_ident
+from rs5m.config import BuildConfig, PackageConfig
+from rs5m.core.layout import VersionLayout
+from rs5m.core.schema import StageName
+from rs5m.core.stats import PartitionStats
 from rs5m.pipeline.download.stage import download_dir, iter_shard_images
+from rs5m.pipeline.package.keep import KeepDecision, keep_decision, sql_ident
 from rs5m.pipeline.package.packer import (
     IMAGE_POLICY,
     MISSING_CAPTION,
@@ -59,8 +60,7 @@ def _fingerprint(cfg: PackageConfig, keep: KeepDecision) -> dict[str, Any]:
 
 
 def _partitions(vdir: Path) -> list[tuple[str, str]]:
-    files = (vdir / Stage.VALIDITY.value).glob("*/*.parquet")
-    return sorted((p.parent.name, p.stem) for p in files if p.parent.name != "_stats")
+    return [(source, part) for source, part, _ in VersionLayout.of(vdir).outputs(StageName.VALIDITY)]
 
 
 def _partition_rows(
@@ -72,9 +72,8 @@ def _partition_rows(
         f"{scores}, k.caption, k.extras, k.keywords FROM read_parquet(?) v JOIN kept ON kept.uid = v.uid "
         "LEFT JOIN read_parquet(?) k ON k.uid = v.uid ORDER BY v.shard, v.key"
     )
-    files = [
-        vdir / stage / source / f"{part}.parquet" for stage in (Stage.VALIDITY.value, Stage.KEYWORD.value)
-    ]
+    layout = VersionLayout.of(vdir)
+    files = [layout.output(stage, source, part) for stage in (StageName.VALIDITY, StageName.KEYWORD)]
     cur = con.execute(sql, [*keep.params, *(str(f) for f in files)])
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
@@ -130,22 +129,22 @@ def _split_counts(keep: KeepDecision, cfg: PackageConfig) -> dict[str, int]:
 def package_pub11(version_dir: str | Path, cfg: PackageConfig, version: str | None = None) -> dict[str, Any]:
     """Package the kept PUB11 samples of a version into ``<version>/package/<layout>/``.
 
-    Kept = ``rs5m.lineage.versions.keep_decision`` (outlier decisions when present, else dedup). Skipped when
-    already done with the same keep rule, config and decision files and intact
-    (``rs5m.pipeline.package.packer``: the
-    check hashes the pub11 shards once); otherwise repackaged, except that it refuses to write into a
-    version marked complete (``ValueError`` saying why the packaging cannot be reused). Returns a
-    summary: subset, keep_rule, skipped, n_in, n_out, removed, splits, layouts (dir, n_shards,
-    n_samples, bytes per layout) and the stats rows.
+    Kept = ``rs5m.pipeline.package.keep.keep_decision`` (outlier decisions when present, else dedup).
+    Skipped when already done with the same keep rule, config and decision files and intact
+    (``rs5m.pipeline.package.packer``: the check hashes the pub11 shards once); otherwise repackaged,
+    except that it refuses to write into a version marked complete (``ValueError`` saying why the
+    packaging cannot be reused). Returns a summary: subset, keep_rule, skipped, n_in, n_out, removed,
+    splits, layouts (dir, n_shards, n_samples, bytes per layout) and the stats rows.
     """
     vdir = Path(version_dir)
-    out_root = vdir / STAGE
+    layout = VersionLayout.of(vdir)
+    out_root = layout.package_dir()
     keep = keep_decision(vdir)
     fp = _fingerprint(cfg, keep)
     done, why = subset_status(out_root, "pub11", cfg.layouts, fp)
     if done is not None:
         return summary(out_root, "pub11", cfg.layouts, done, skipped=True)
-    if (vdir / COMPLETE_MARKER).exists():
+    if layout.complete_marker.exists():
         raise ValueError(f"version {vdir.name!r} is complete and immutable, and its pub11 packaging "
                          f"cannot be reused ({why}); package it as a new version")  # fmt: skip
     with duckdb.connect() as con:
@@ -157,3 +156,9 @@ def package_pub11(version_dir: str | Path, cfg: PackageConfig, version: str | No
         iter_pub11_samples(vdir, keep), out_root, "pub11", cfg,
         version=version or vdir.name, fingerprint=fp, sources=sources, n_total=n_total,
     )  # fmt: skip
+
+
+def run(layout: VersionLayout, sources: list[str], cfg: BuildConfig) -> list[PartitionStats]:
+    """The PUB11 packaging barrier (``rs5m.pipeline.registry``): one stats row per packaged source."""
+    result = package_pub11(layout.dir, cfg.package, version=layout.name)
+    return [PartitionStats(**row) for row in result["stats"]]

@@ -43,12 +43,12 @@ from typing import Any
 import duckdb
 import pyarrow.parquet as pq
 
-from rs5m.config import PackageConfig
-from rs5m.core.stats import read_done
-from rs5m.core.version import COMPLETE_MARKER
+from rs5m.config import BuildConfig, PackageConfig
+from rs5m.core.layout import VersionLayout
+from rs5m.core.schema import StageName
+from rs5m.core.stats import PartitionStats, read_done
 from rs5m.pipeline.package.packer import (
     MISSING_CAPTION,
-    STAGE,
     UNREADABLE,
     Dropped,
     image_format,
@@ -56,7 +56,7 @@ from rs5m.pipeline.package.packer import (
     subset_status,
 )
 from rs5m.pipeline.package.packer import summary as packer_summary
-from rs5m.rs3.stage import GEO_COLUMNS, rs3_paths
+from rs5m.rs3.stage import GEO_COLUMNS, planned_partitions, rs3_paths
 from rs5m.shards import Sample, assign_split
 from rs5m.shards.manifest import file_sha256
 
@@ -72,8 +72,7 @@ _COLUMNS = ["uid", "source", "name", "image_path", "caption", "meta_caption", "b
 
 def caption_partitions(vdir: Path) -> list[tuple[str, str]]:
     """``(source, part)`` of every finished caption partition (parquet + done stats), sorted."""
-    files = (vdir / "rs3" / "captions").glob("*/*.parquet")
-    parts = sorted((p.parent.name, p.stem) for p in files)
+    parts = [(s, p) for s, p, _ in VersionLayout.of(vdir).outputs(StageName.RS3_CAPTION)]
     return [(s, p) for s, p in parts if read_done(rs3_paths(vdir, "caption_stats", s, p)) is not None]
 
 
@@ -104,8 +103,9 @@ def resolve_image(vdir: Path, image_path: str | None, roots: Sequence[Path] = ()
     p = Path(image_path)
     parts = p.parts
     candidates: list[Path | None] = []
-    if len(parts) >= 5 and parts[-5:-3] == ("rs3", "images"):  # version-owned: <source>/<part>/<file>
-        candidates.append(_under(vdir / "rs3" / "images", parts[-3:]))
+    images = VersionLayout.of(vdir).rs3_images_dir
+    if len(parts) >= 5 and parts[-5:-3] == images.parts[-2:]:  # version-owned: <source>/<part>/<file>
+        candidates.append(_under(images, parts[-3:]))
     if p.is_absolute():
         candidates.append(p)
     elif ".." not in parts:
@@ -216,9 +216,10 @@ def package_rs3(version_dir: str | Path, cfg: PackageConfig, version: str | None
     without finished captions (not packaged; a later call after they finish repackages).
     """
     vdir = Path(version_dir)
-    out_root = vdir / STAGE
+    layout = VersionLayout.of(vdir)
+    out_root = layout.package_dir()
     parts = caption_partitions(vdir)
-    planned = sorted((p.parent.name, p.stem) for p in (vdir / "rs3" / "plan").glob("*/*.json"))
+    planned = planned_partitions(vdir)
     not_captioned = [f"{s}/{p}" for s, p in sorted(set(planned) - set(parts))]
     if not parts:
         if planned:
@@ -235,7 +236,7 @@ def package_rs3(version_dir: str | Path, cfg: PackageConfig, version: str | None
         return packer_summary(out_root, SUBSET, cfg.layouts, done, skipped=True) | {
             "not_captioned": not_captioned
         }
-    if (vdir / COMPLETE_MARKER).exists():
+    if layout.complete_marker.exists():
         raise ValueError(f"version {vdir.name!r} is complete and immutable, and its rs3 packaging "
                          f"cannot be reused ({why}); package it as a new version")  # fmt: skip
     n_total = _split_counts(files, cfg) if cfg.n_shards else None
@@ -244,3 +245,9 @@ def package_rs3(version_dir: str | Path, cfg: PackageConfig, version: str | None
         version=version or vdir.name, fingerprint=fp, sources=sorted({s for s, _ in parts}), n_total=n_total,
     )  # fmt: skip
     return res | {"not_captioned": not_captioned}
+
+
+def run(layout: VersionLayout, sources: list[str], cfg: BuildConfig) -> list[PartitionStats]:
+    """The RS3 packaging barrier (``rs5m.pipeline.registry``): one stats row per packaged source."""
+    result = package_rs3(layout.dir, cfg.package, version=layout.name)
+    return [PartitionStats(**row) for row in result["stats"]]

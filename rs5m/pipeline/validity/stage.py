@@ -1,4 +1,8 @@
-"""The validity stage: every downloaded image of one partition checked and hashed (sha256, pHash)."""
+"""The validity stage: every downloaded image of one partition checked and hashed (sha256, pHash).
+
+Output: ``validity/<source>/<part>.parquet``, one row per downloaded uid (valid, reason, size, sha256,
+phash), then its stats file. Redone when the download partition's stats changed (``extra["upstream"]``).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from rs5m.config import DedupConfig, ValidityConfig
+from rs5m.config import BuildConfig, DedupConfig, ValidityConfig
 from rs5m.core.io import file_digest, write_parquet
-from rs5m.core.schema import Stage
+from rs5m.core.layout import VersionLayout
+from rs5m.core.schema import StageName
 from rs5m.core.stats import PartitionStats, read_done
 from rs5m.pipeline.dedup.cluster import hash_partition
 from rs5m.pipeline.download.img2ds import status_path
-from rs5m.pipeline.download.stage import download_dir, iter_shard_images, stats_path
+from rs5m.pipeline.download.stage import download_dir, iter_shard_images
 from rs5m.pipeline.validity.check import check_partition
 
 
@@ -42,8 +47,9 @@ def validate_partition(
 
     Memory is bounded by one download partition's images.
     """
-    marker = stats_path(version_dir, Stage.VALIDITY, source, part)
-    upstream = file_digest(stats_path(version_dir, Stage.DOWNLOAD, source, part))
+    layout = VersionLayout.of(version_dir)
+    marker = layout.stats(StageName.VALIDITY, source, part)
+    upstream = file_digest(layout.stats(StageName.DOWNLOAD, source, part))
     done = read_done(marker)
     if done is not None and done.extra.get("upstream") == upstream:
         return done
@@ -52,11 +58,18 @@ def validate_partition(
     valid_mask = checked.column("valid")
     hashes = hash_partition(images.filter(valid_mask), dcfg)
     table = images.drop_columns(["image"]).join(checked, "uid").join(hashes, "uid", join_type="left outer")
-    write_parquet(version_dir / Stage.VALIDITY.value / source / f"{part}.parquet", table.sort_by("uid"))
-    stats = PartitionStats(stage=Stage.VALIDITY.value, source=source, partition=part, n_in=images.num_rows)
+    write_parquet(layout.output(StageName.VALIDITY, source, part), table.sort_by("uid"))
+    stats = PartitionStats(
+        stage=StageName.VALIDITY.value, source=source, partition=part, n_in=images.num_rows
+    )
     stats.extra = {"upstream": upstream}
     stats.n_out = int(pc.sum(valid_mask).as_py() or 0)
     for reason in checked.column("invalid_reason").drop_null().to_pylist():
         stats.remove(reason)
     stats.write(marker)
     return stats
+
+
+def run(layout: VersionLayout, source: str, partition: str, cfg: BuildConfig) -> PartitionStats:
+    """The validity stage over one partition (``rs5m.pipeline.registry``)."""
+    return validate_partition(layout.dir, source, partition, cfg.validity, cfg.dedup)

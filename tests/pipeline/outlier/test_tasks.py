@@ -25,7 +25,7 @@ class _FakeClient:
 
 
 def test_gpu_resources_follow_the_config_and_the_workers() -> None:
-    gpu, cpu = _FakeClient([{}, {"GPU": 1.0}]), _FakeClient([{}, {}])
+    gpu, cpu = _FakeClient([{}, {"GPU": 1.0}]), _FakeClient([{}, {}])  # the scoring stage's placement rule
     assert gpu_resources(TINY, gpu) == {"GPU": 1}
     assert gpu_resources(TINY, cpu) is None  # no GPU worker: run anywhere, on the CPU
     assert gpu_resources(TINY.model_copy(update={"dask_gpu": "never"}), gpu) is None
@@ -55,18 +55,28 @@ def test_flow_scores_on_the_gpu_worker_then_decides(
     from prefect.client.orchestration import get_client
     from prefect_dask import DaskTaskRunner
 
-    from tasks.scoring import decide_outliers, flow_dask_client, publish_outlier_grid, submit_scoring
+    from rs5m.config import BuildConfig, SourceInput
+    from rs5m.core.schema import StageName
+    from rs5m.pipeline import registry
+    from tasks.scoring import flow_dask_client, publish_outlier_grid
+    from tasks.stages import submit_barrier, submit_partitions
 
     vdir, sources = str(tiny_version.root), ["cc3m", "laion2b"]
+    cfg = BuildConfig(
+        version="t", root=str(tiny_version.root.parent.parent), scoring=TINY,
+        sources=[SourceInput(name=s, files=["unread"]) for s in sources],
+    )  # fmt: skip
+    assert str(cfg.version_dir()) == vdir
 
     @flow(task_runner=DaskTaskRunner(address=two_workers.scheduler_address))
     def outlier_stage() -> dict[str, Any]:
-        futures = submit_scoring(vdir, [(s, p) for s, p in tiny_version.rows], TINY)
+        parts = [(s, p) for s, p in tiny_version.rows]
+        futures = submit_partitions(registry.stage(StageName.OUTLIER_SCORE), cfg, parts)
         scored = [f.result() for f in futures]
         counts = flow_dask_client().run(
             lambda dask_worker: (dask_worker.name, dask_worker.state.executed_count)
         )
-        decided = decide_outliers.submit(vdir, sources, OutlierConfig()).result()
+        decided = submit_barrier(registry.stage(StageName.OUTLIER), cfg, sources).result()
         grid = publish_outlier_grid.submit(vdir, sources, OutlierConfig(), "tiny-v").result()
         return {"scored": scored, "executed": dict(counts.values()), "decided": decided, "grid": grid}
 

@@ -1,4 +1,4 @@
-"""A real small dataset version built with the library stage functions (no Prefect), and derived versions.
+"""A real small dataset version built with the registry's stage functions (no Prefect), and derived versions.
 
 ``pkg_root`` builds the sample world (seed 0) through ingest, keyword, download (served from
 127.0.0.1), validity and dedup into version ``v1`` once per session (~10 s), then packages it.
@@ -13,22 +13,20 @@ import shutil
 import socket
 from pathlib import Path
 
-import dask
 import pytest
 
 from rs5m.config import PackageConfig, load_build_config
 from rs5m.core import version as build
-from rs5m.pipeline.dedup import stage as dedup_stage
-from rs5m.pipeline.download import stage as download_stage
-from rs5m.pipeline.ingest import ingest_file
-from rs5m.pipeline.keywords.stage import keyword_paths, run_keyword_stage
+from rs5m.core.layout import VersionLayout
+from rs5m.core.schema import StageName
+from rs5m.lineage import store as lineage
+from rs5m.pipeline import registry
+from rs5m.pipeline.local import run_local
 from rs5m.pipeline.package.pub11 import package_pub11
-from rs5m.pipeline.plan import plan_inputs
-from rs5m.pipeline.validity import stage as validity_stage
 from rs5m.sample import serve_images, write_world
 
 PKG_CFG = PackageConfig(val_fraction=0.2, max_samples_per_shard=25, fsync=False)
-STAGE_DIRS = ("ingest", "keyword", "download", "validity")
+STAGE_DIRS = ("ingest", "keyword", "download", "validity", "plan.json")
 
 
 def _free_port() -> int:
@@ -41,22 +39,17 @@ def build_version(world: Path, root: Path, version: str) -> Path:
     """Run every PUB11 stage up to dedup for the world's build.yaml; return the version folder."""
     cfg = load_build_config(world / "build.yaml", root=str(root), version=version)
     vdir = build.prepare_version(cfg)
-    stats = []
-    for item in plan_inputs(cfg):
-        src = next(s for s in cfg.sources if s.name == item.source)
-        stats.append(ingest_file(src, item.path, vdir, cfg.ingest, item.partition))
-    parts = [(s.source, str(vdir / o)) for s in stats for o in s.extra["outputs"]]
-    with dask.config.set(scheduler="synchronous"):
-        keyword = run_keyword_stage(vdir, parts, cfg.keyword)
+    upto = [s.name for s in registry.PUB11].index(StageName.DEDUP) + 1
     assert cfg.sample_server is not None
     with serve_images(world / "images", port=cfg.sample_server.port):
-        for s in keyword:
-            candidates, _ = keyword_paths(vdir, s.source, s.partition)
-            download_stage.download_candidates(vdir, s.source, s.partition, str(candidates), cfg.download)
-    for s in keyword:
-        validity_stage.validate_partition(vdir, s.source, s.partition, cfg.validity, cfg.dedup)
-    dedup_stage.run_dedup(vdir, sorted({s.name for s in cfg.sources}), cfg.dedup)
+        run_local(cfg, registry.PUB11[:upto])
     return vdir
+
+
+def load_lineage(vdir: Path) -> None:
+    """Load a version's stats files into its data root's lineage database (what ``versions`` reads)."""
+    layout = VersionLayout.of(vdir)
+    lineage.load_version(layout.data_root.lineage_db, layout.name, vdir)
 
 
 def derive_version(base: Path, name: str, stages: tuple[str, ...] = STAGE_DIRS) -> Path:
@@ -64,7 +57,10 @@ def derive_version(base: Path, name: str, stages: tuple[str, ...] = STAGE_DIRS) 
     vdir = base.parent / name
     vdir.mkdir()
     for stage in stages:
-        shutil.copytree(base / stage, vdir / stage)
+        if (base / stage).is_dir():
+            shutil.copytree(base / stage, vdir / stage)
+        else:
+            shutil.copy2(base / stage, vdir / stage)
     saved = json.loads((base / "config.json").read_text(encoding="utf-8"))
     saved["config_hash"] = f"derived-{name}"
     (vdir / "config.json").write_text(json.dumps(saved), encoding="utf-8")
@@ -79,6 +75,7 @@ def pkg_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = base / "data"
     vdir = build_version(base / "world", root, "v1")
     package_pub11(vdir, PKG_CFG)
+    load_lineage(vdir)
     return root
 
 

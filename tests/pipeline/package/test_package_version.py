@@ -14,7 +14,7 @@ import pytest
 import webdataset as wds
 
 from rs5m.config import PackageConfig
-from rs5m.core import version as build
+from rs5m.core.layout import VersionLayout
 from rs5m.lineage import store as lineage
 from rs5m.pipeline.download.stage import iter_shard_images
 from rs5m.pipeline.package.packer import image_format
@@ -167,7 +167,7 @@ def test_missing_member_changed_config_and_complete_version(v1: Path) -> None:
         second = package_pub11(vdir, bigger)  # a changed packaging config repackages (and drops old shards)
         assert not second["skipped"] and second["layouts"]["rs5m"]["n_shards"] == 2
         assert verify_manifest(vdir / "package/rs5m") == []
-        (vdir / build.COMPLETE_MARKER).write_text("{}")
+        VersionLayout.of(vdir).complete_marker.write_text("{}")
         assert package_pub11(vdir, bigger)["skipped"]
         with pytest.raises(ValueError, match="immutable"):
             package_pub11(vdir, PKG_CFG)

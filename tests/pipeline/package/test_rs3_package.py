@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from rs5m.config import PackageConfig
-from rs5m.core import version as build
+from rs5m.core.layout import VersionLayout
 from rs5m.pipeline.package.packer import Dropped, image_format, package_subset, subset_done
 from rs5m.pipeline.package.rs3 import iter_rs3_samples, package_rs3, resolve_image
 from rs5m.rs3 import stage
@@ -64,7 +64,7 @@ def _fake_pub11(vdir: Path, fp: dict) -> dict:
 
 def _captions(vdir: Path) -> dict[str, dict]:
     """uid -> captions row, read independently of the packager."""
-    rows = pq.read_table(sorted((vdir / "rs3" / "captions").glob("*/*.parquet"))).to_pylist()
+    rows = pq.read_table(sorted((vdir / "rs3" / "caption").glob("*/*.parquet"))).to_pylist()
     return {r["uid"]: r for r in rows}
 
 
@@ -183,7 +183,7 @@ def test_resume_skips_changed_config_repackages_complete_refuses(rs3_version: Pa
         assert verify_manifest(vdir / "package" / "rs5m") == []
         sized = PackageConfig(**{**CFG.model_dump(), "n_shards": 2})
         assert package_rs3(vdir, sized)["layouts"]["open_clip"]["n_shards"] >= 2
-        (vdir / build.COMPLETE_MARKER).write_text("{}")
+        VersionLayout.of(vdir).complete_marker.write_text("{}")
         assert package_rs3(vdir, sized)["skipped"]
         with pytest.raises(ValueError, match="immutable"):
             package_rs3(vdir, CFG)
@@ -194,7 +194,7 @@ def test_resume_skips_changed_config_repackages_complete_refuses(rs3_version: Pa
 def test_image_paths_missing_images_and_ambiguous_names(rs3_version: Path, tmp_path: Path) -> None:
     vdir = _copy(rs3_version, "paths")
     try:
-        path = vdir / "rs3" / "captions" / "millionaid" / "00000.parquet"
+        path = vdir / "rs3" / "caption" / "millionaid" / "00000.parquet"
         rows = pq.read_table(path).to_pylist()
         assert len(rows) >= 6
         inside = vdir / "rs3" / "extra" / "img.jpg"
@@ -206,7 +206,7 @@ def test_image_paths_missing_images_and_ambiguous_names(rs3_version: Path, tmp_p
         rows[3]["name"] = rows[4]["name"]  # ambiguous name: both written under their uids
         pq.write_table(pa.Table.from_pylist(rows, schema=stage.CAPTION_SCHEMA), path)
         # the BigEarthNet PNGs are version-owned: this copy reads its own, not the path stored by the original
-        ben = pq.read_table(vdir / "rs3" / "captions" / "ben" / "00000.parquet").to_pylist()[0]["image_path"]
+        ben = pq.read_table(vdir / "rs3" / "caption" / "ben" / "00000.parquet").to_pylist()[0]["image_path"]
         own = resolve_image(vdir, ben)
         assert own is not None and own.is_relative_to(vdir) and own.read_bytes() == Path(ben).read_bytes()
         assert resolve_image(vdir, "rs3/images/ben/../../../../etc/passwd") is None

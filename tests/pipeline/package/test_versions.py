@@ -14,11 +14,12 @@ import pytest
 from cli.commands import loader_check
 from cli.commands import versions as versions_cmd
 from rs5m.config import DedupConfig
-from rs5m.lineage.versions import RULE_OUTLIER, diff_versions, keep_decision, list_versions
+from rs5m.lineage.versions import diff_versions, list_versions
 from rs5m.pipeline.dedup import stage as dedup_stage
+from rs5m.pipeline.package.keep import RULE_OUTLIER, keep_decision
 from rs5m.pipeline.package.pub11 import package_pub11
 from rs5m.shards import iter_records
-from tests.pipeline.package.conftest import PKG_CFG, derive_version
+from tests.pipeline.package.conftest import PKG_CFG, derive_version, load_lineage
 
 
 def kept(vdir: Path) -> set[str]:
@@ -33,6 +34,7 @@ def v2(v1: Path) -> Path:
     sources = sorted(p.name for p in (vdir / "validity").iterdir() if p.name != "_stats")
     dedup_stage.run_dedup(vdir, sources, DedupConfig(near_threshold=0))
     package_pub11(vdir, PKG_CFG)
+    load_lineage(vdir)
     return vdir
 
 
@@ -51,6 +53,7 @@ def v3(v1: Path) -> Path:
     (vdir / "outlier").mkdir()
     pq.write_table(table, vdir / "outlier/decisions.parquet")
     package_pub11(vdir, PKG_CFG)
+    load_lineage(vdir)
     return vdir
 
 
