@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dask
 from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
 from prefect_dask import DaskTaskRunner
 from pydantic import BaseModel, Field
 
@@ -99,7 +100,7 @@ def _build(cfg: BuildConfig, params: BuildParams) -> list[dict]:
         seed_from_base(cfg, params.base_version)
     try:
         with sample_server(cfg):
-            pipeline.with_options(task_runner=task_runner(cfg.dask))(cfg)
+            pipeline.with_options(task_runner=task_runner(cfg.dask))(cfg, report_to=flow_run.get_id())
     except BaseException:
         load_lineage(cfg)  # what finished is still counted, so the funnel shows how far it got
         finish_version(cfg, status="failed")

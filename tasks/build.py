@@ -7,7 +7,7 @@ from prefect import get_run_logger, task
 from rs5m.config import BuildConfig
 from rs5m.core import version as build
 from rs5m.lineage import store as lineage
-from rs5m.pipeline import plan
+from rs5m.pipeline import ingest, plan
 from rs5m.pipeline.incremental import seed_version
 
 
@@ -47,3 +47,12 @@ def finish_version(cfg: BuildConfig, status: str = "complete") -> None:
     if status == "complete":
         build.mark_complete(cfg)
     lineage.set_version_status(build.lineage_db(cfg), cfg.version, status, cfg.config_hash(), cfg.root)
+
+
+@task(name="check-source-yields")
+def check_source_yields(cfg: BuildConfig) -> list[str]:
+    """Fail the build when a whole source gave no valid row; log a warning per empty input."""
+    warnings = ingest.check_yields(cfg.layout(), cfg)
+    for line in warnings:
+        get_run_logger().warning("%s", line)
+    return warnings
