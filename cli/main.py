@@ -10,6 +10,7 @@ import sys
 COMMANDS = [
     "sample",
     "build",
+    "plan",
     "funnel",
     "why",
     "versions",

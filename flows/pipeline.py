@@ -17,13 +17,14 @@ from flows.rs3 import compose_rs3
 from rs5m.config import BuildConfig
 from rs5m.core.schema import StageName
 from rs5m.pipeline import registry
-from tasks.build import check_source_yields, plan_inputs
+from tasks.build import check_source_yields, forecast_build, plan_inputs
 
 
 @flow(name="pipeline")
 def pipeline(cfg: BuildConfig, report_to: UUID | None = None) -> None:
     """Run every stage of the build ``cfg`` (see the module docstring); stats land in the version folder."""
     parts = plan_inputs(cfg)
+    forecast_build(cfg)
     sources = sorted({s.name for s in cfg.sources})
     stages = [s for s in registry.PUB11 if s.name != StageName.PACKAGE]
     run_stages([s for s in stages if s.kind == "partition"], cfg, parts, sources, report_to)

@@ -6,8 +6,9 @@ from prefect import get_run_logger, task
 
 from rs5m.config import BuildConfig
 from rs5m.core import version as build
+from rs5m.core.io import write_json
 from rs5m.lineage import store as lineage
-from rs5m.pipeline import ingest, plan
+from rs5m.pipeline import forecast, ingest, plan
 from rs5m.pipeline.incremental import seed_version
 
 
@@ -56,3 +57,11 @@ def check_source_yields(cfg: BuildConfig) -> list[str]:
     for line in warnings:
         get_run_logger().warning("%s", line)
     return warnings
+
+
+@task(name="forecast-build")
+def forecast_build(cfg: BuildConfig, gpus: int = 1) -> dict:
+    """Forecast the build from its inputs and save it in the version folder (compared with actuals later)."""
+    fc = forecast.forecast(forecast.count_rows(cfg), forecast.load_rates(), cfg.dask.n_workers, gpus)
+    write_json(cfg.layout().forecast_file, fc)
+    return fc

@@ -42,7 +42,7 @@ def _run_segment(
     layout, out = cfg.layout(), []
     for source, partition in parts:
         for name in stages:
-            out.append(asdict(registry.stage(name, subset).run(layout, source, partition, cfg)))
+            out.append(asdict(registry.stage(name, subset).run_partition(layout, source, partition, cfg)))
     return out
 
 

@@ -22,7 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from rs5m.core.layout import VersionLayout
 from rs5m.core.schema import StageName
+from rs5m.core.stats import PartitionStats
+from rs5m.pipeline.timing import timed
 
 Kind = Literal["partition", "barrier"]
 
@@ -54,6 +57,10 @@ class Stage:
     def run(self, *args: Any) -> Any:
         """Call the stage's entry point (imported on first use)."""
         return resolve(self.entry)(*args)
+
+    def run_partition(self, layout: VersionLayout, source: str, partition: str, cfg: Any) -> PartitionStats:
+        """Run this partition stage on one partition, recording its timing when it did the work."""
+        return timed(self.name, layout, source, partition, lambda: self.run(layout, source, partition, cfg))
 
 
 def resolve(entry: str) -> Callable[..., Any]:
