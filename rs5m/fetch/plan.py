@@ -71,12 +71,32 @@ def _hub_jobs(source: str, entry: SourceEntry, part: HubPart, lister: HubLister)
             f"{source}: no file of {part.repo_id}@{part.revision} matches {part.allow_patterns}; "
             "update the entry in rs5m/fetch/catalogue.yaml"
         )
+    return hub_file_jobs(source, entry.folder, part, commit, files)
+
+
+def hub_file_jobs(
+    source: str, folder: str, part: HubPart, commit: str, files: list[RemoteFile]
+) -> list[FileJob]:
+    """One job per listed hub file, placed at ``<folder>/<path minus strip_prefix>`` (``folder`` may be "").
+
+    LFS files are checked by sha256, the others by their git blob id.
+    """
     jobs = []
     for f in files:
-        name = f.path.removeprefix(part.strip_prefix)
+        rel = f.path.removeprefix(part.strip_prefix)
         checks = {"sha256": f.sha256, "git_sha1": None if f.sha256 else f.git_sha1}
         jobs.append(
-            FileJob(source, "hf_repo", f"{entry.folder}/{name}", f.size, checks, (), f.path, commit, part)
+            FileJob(
+                source,
+                "hf_repo",
+                f"{folder}/{rel}" if folder else rel,
+                f.size,
+                checks,
+                (),
+                f.path,
+                commit,
+                part,
+            )
         )
     return jobs
 
