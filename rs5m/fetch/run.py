@@ -162,19 +162,17 @@ def _lister() -> HubLister:
     return list_hub_files
 
 
-def fetch_metadata(
-    cfg: FetchConfig, progress_factory: ProgressFactory | None = None, lister: HubLister | None = None
+def fetch_jobs(
+    cfg: FetchConfig, jobs: list[FileJob], progress_factory: ProgressFactory | None = None
 ) -> FetchReport:
-    """Fetch (or with ``cfg.dry_run`` list) every file of ``cfg``'s sources into ``cfg.dest``.
+    """Bring every file of ``jobs`` to ``cfg.dest``: skip what the manifest (or a check) shows is there.
 
-    Never raises for a single file or source: failures are one-line entries of ``report.errors``.
-    Raises ``ValueError``/``FileNotFoundError`` for a bad catalogue or an unreadable manifest.
+    Failures are one-line entries of ``report.errors``; manual files that are absent are listed in
+    ``report.manual_missing``. With ``cfg.dry_run`` nothing is written and sizes are probed instead.
     """
     start = time.perf_counter()
-    catalogue = load_catalogue(cfg.catalogue)
     report = FetchReport(Path(cfg.dest), cfg.dry_run)
     runner = _Runner(cfg, report)
-    jobs, report.errors = plan_jobs(catalogue, cfg.selected(catalogue.sources), lister or _lister())
     todo: list[FileJob] = []
     for job in jobs:
         status = runner.status(job)
@@ -193,17 +191,38 @@ def fetch_metadata(
                 size = probe_size(job.urls[0], cfg.timeout_s)
             report.rows.append(_row(job, "to fetch", size))
     elif todo:
-        progress = (progress_factory or (lambda total: LogProgress()))(sum(j.size or 0 for j in todo))
-        try:
-            with ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="fetch") as pool:
-                list(pool.map(lambda j: runner.fetch(j, progress), todo))
-        finally:
-            progress.close()
-        if any(isinstance(j.part, HubPart) for j in todo):
-            from rs5m.fetch.hub import prune_stripped
-
-            prune_stripped(runner.dest, todo)
+        _fetch_all(runner, todo, progress_factory)
     order = {job.rel: i for i, job in enumerate(jobs)}
     report.rows.sort(key=lambda r: order.get(r["file"], len(order)))
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _fetch_all(runner: _Runner, todo: list[FileJob], progress_factory: ProgressFactory | None) -> None:
+    progress = (progress_factory or (lambda total: LogProgress()))(sum(j.size or 0 for j in todo))
+    try:
+        with ThreadPoolExecutor(max_workers=runner.cfg.workers, thread_name_prefix="fetch") as pool:
+            list(pool.map(lambda j: runner.fetch(j, progress), todo))
+    finally:
+        progress.close()
+    if any(isinstance(j.part, HubPart) for j in todo):
+        from rs5m.fetch.hub import prune_stripped
+
+        prune_stripped(runner.dest, todo)
+
+
+def fetch_metadata(
+    cfg: FetchConfig, progress_factory: ProgressFactory | None = None, lister: HubLister | None = None
+) -> FetchReport:
+    """Fetch (or with ``cfg.dry_run`` list) every file of ``cfg``'s sources into ``cfg.dest``.
+
+    Never raises for a single file or source: failures are one-line entries of ``report.errors``.
+    Raises ``ValueError``/``FileNotFoundError`` for a bad catalogue or an unreadable manifest.
+    """
+    start = time.perf_counter()
+    catalogue = load_catalogue(cfg.catalogue)
+    jobs, errors = plan_jobs(catalogue, cfg.selected(catalogue.sources), lister or _lister())
+    report = fetch_jobs(cfg, jobs, progress_factory)
+    report.errors[:0] = errors
     report.seconds = time.perf_counter() - start
     return report
