@@ -43,7 +43,8 @@ class LogProgress:
 class RichProgress:
     """One overall bar (bytes, bytes/s, ETA) plus one line per file in flight."""
 
-    def __init__(self, total_bytes: int | None) -> None:
+    def __init__(self, total_bytes: int | None, console: Any = None) -> None:
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             DownloadColumn,
@@ -59,6 +60,7 @@ class RichProgress:
             DownloadColumn(),
             TransferSpeedColumn(),
             TimeRemainingColumn(),
+            console=console if console is not None else Console(stderr=True),
             transient=False,
         )
         self._lock = threading.Lock()

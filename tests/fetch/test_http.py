@@ -149,3 +149,40 @@ def test_manual_files_are_explained_and_required_ones_fail_the_run(catalogue, co
     assert recorded["cc3m/Train.tsv"]["note"] == "placed by hand"
     optional = catalogue(cc3m=entry("cc3m", {**manual, "optional": True, "files": [{"name": "Other.tsv"}]}))
     assert fetch_metadata(config(optional)).exit_code() == 0
+
+
+def test_files_on_disk_are_adopted_by_checksum_and_verify_rehashes(
+    files, catalogue, config, tmp_path
+) -> None:
+    data = os.urandom(20_000)
+    spec = _http(files, "v.tsv", data, sha256=hashlib.sha256(data).hexdigest())
+    cat = catalogue(wit=entry("wit", {"kind": "http", "files": [spec]}))
+    target = tmp_path / "dest" / "wit" / "v.tsv"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(data)  # already there (copied by hand): checked, recorded, not fetched
+    report = fetch_metadata(config(cat))
+    assert [r["status"] for r in report.rows] == ["present"] and not _gets(files, "/v.tsv")
+    st = target.stat()
+    target.write_bytes(bytes(b ^ 1 for b in data))  # silent corruption: same size and mtime
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert [r["status"] for r in fetch_metadata(config(cat)).rows] == ["present"]  # trusted
+    report = fetch_metadata(config(cat, verify=True))
+    assert [r["status"] for r in report.rows] == ["fetched"] and target.read_bytes() == data
+
+
+def test_rich_progress_draws_bytes_rate_and_eta() -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from rs5m.fetch.progress import RichProgress, make_progress
+
+    out = StringIO()
+    bar = RichProgress(1000, console=Console(file=out, force_terminal=True, width=120))
+    bar.start("wit/a.tsv", 1000, 100)
+    bar.advance("wit/a.tsv", 900)
+    bar.finish("wit/a.tsv", "1,000 bytes in 0.1 s, checked")
+    bar.close()
+    text = out.getvalue()
+    assert "wit/a.tsv: 1,000 bytes in 0.1 s, checked" in text and "all files" in text and "/s" in text
+    assert type(make_progress(10, stream=StringIO())).__name__ == "LogProgress"
