@@ -19,6 +19,7 @@ COMMANDS = [
     "evaluate",
     "train",
     "finetune-captioner",
+    "fetch-metadata",
 ]
 
 
