@@ -1,0 +1,237 @@
+"""A per-process DNS cache for the downloader: bounded, TTL-limited, coalescing, deadline-aware.
+
+Contract of ``CachingResolver.resolve(host, port, until)``:
+- Returns the ``getaddrinfo`` entries of ``host`` (every address; the egress guard in
+  ``rs5m.pipeline.download.netguard`` checks each one and connects only to those it checked), or raises
+  ``DNSError`` with a reason: ``dns_failed`` (permanent: the name does not exist, has no address, or is
+  not a valid host name) or ``dns_transient`` (``EAI_AGAIN`` / resolver failure, or no answer in time).
+- Answers are cached per host name (case-insensitive) in an LRU of ``dns_cache_size`` names: addresses
+  for ``dns_ttl_s``, permanent failures for ``dns_negative_ttl_s``, temporary ones for ``dns_error_ttl_s``
+  (``getaddrinfo`` exposes no record TTLs, so these are caps, not the zone's TTLs). Size 0: no cache.
+- At most one lookup per host name is in flight; concurrent callers for that name wait for it.
+  Lookups run on daemon threads, at most ``dns_max_lookups`` at once (more wait in a queue), so a
+  caller never blocks inside the system resolver: it waits at most until ``until`` (a
+  ``time.monotonic()`` instant, the fetch deadline) and at most ``dns_timeout_s`` after the lookup was
+  requested. A lookup still running past ``dns_timeout_s`` makes every caller for that name fail at once
+  with ``dns_transient`` until it returns; its late answer is cached as usual.
+- ``shared_resolver(cfg)`` gives one resolver per process and setting, so partitions that run one after
+  another in a warm worker share the cache.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from rs5m.core.schema import Reason
+
+DNS_FAILED = Reason.DNS_FAILED.value
+DNS_TRANSIENT = Reason.DNS_TRANSIENT.value
+DNS_REASONS = frozenset({DNS_FAILED, DNS_TRANSIENT})
+# "no such name", "no address for the name", "no address in this family": the zone answered, and said no
+_PERMANENT_EAI = frozenset(
+    getattr(socket, name) for name in ("EAI_NONAME", "EAI_NODATA", "EAI_ADDRFAMILY") if hasattr(socket, name)
+)
+_SHARED_MAX = 16
+
+Lookup = Callable[..., list[tuple[Any, ...]]]  # getaddrinfo-like: lookup(host, port, type=SOCK_STREAM)
+
+
+class DnsSettings(Protocol):
+    """The ``DownloadConfig`` fields the resolver reads."""
+
+    dns_cache_size: int
+    dns_ttl_s: float
+    dns_negative_ttl_s: float
+    dns_error_ttl_s: float
+    dns_timeout_s: float
+    dns_max_lookups: int
+
+
+class DNSError(OSError):
+    """A failed name lookup with its reason code (``dns_failed`` or ``dns_transient``)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+def system_lookup(host: str, port: int | None, **kwargs: Any) -> list[tuple[Any, ...]]:
+    """``socket.getaddrinfo``, looked up at call time (so a patched one is seen)."""
+    return socket.getaddrinfo(host, port, **kwargs)
+
+
+def classify_lookup_error(exc: BaseException) -> tuple[str, str]:
+    """Map an exception of a ``getaddrinfo``-like lookup to ``(reason, detail)``."""
+    if isinstance(exc, DNSError):
+        return exc.reason, exc.detail
+    if isinstance(exc, socket.gaierror) and exc.errno in _PERMANENT_EAI:
+        return DNS_FAILED, f"gaierror {exc.errno}: {exc.strerror}"
+    if isinstance(exc, UnicodeError):  # the idna codec refused the name (empty or over-long label, ...)
+        return DNS_FAILED, f"invalid host name: {exc}"
+    return DNS_TRANSIENT, f"{type(exc).__name__}: {exc}"
+
+
+@dataclass(slots=True)
+class _Answer:
+    infos: tuple[tuple[Any, ...], ...] | None
+    reason: str | None
+    detail: str
+    expires: float
+
+    def result(self) -> list[tuple[Any, ...]]:
+        if self.reason is not None:
+            raise DNSError(self.reason, self.detail)  # a fresh exception per caller: they run in parallel
+        return list(self.infos or ())
+
+
+@dataclass(slots=True)
+class _Lookup:
+    host: str
+    requested: float
+    done: threading.Event = field(default_factory=threading.Event)
+    answer: _Answer | None = None
+
+
+class CachingResolver:
+    """The per-process host-name cache described in the module docstring."""
+
+    def __init__(
+        self,
+        lookup: Lookup = system_lookup,
+        *,
+        cache_size: int = 65_536,
+        ttl_s: float = 300.0,
+        negative_ttl_s: float = 60.0,
+        error_ttl_s: float = 10.0,
+        timeout_s: float = 5.0,
+        max_lookups: int = 64,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._lookup = lookup
+        self._size, self._timeout_s, self._max = cache_size, timeout_s, max_lookups
+        self._ttl = {None: ttl_s, DNS_FAILED: negative_ttl_s, DNS_TRANSIENT: error_ttl_s}
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[str, _Answer] = OrderedDict()
+        self._pending: dict[str, _Lookup] = {}
+        self._queue: deque[_Lookup] = deque()
+        self._running = 0
+        self.counts = {"hits": 0, "lookups": 0, "joined": 0, "timeouts": 0}
+
+    @classmethod
+    def from_settings(cls, cfg: DnsSettings, lookup: Lookup = system_lookup) -> CachingResolver:
+        """A resolver with the cache sizes, TTLs and limits of a ``DownloadConfig``."""
+        return cls(
+            lookup,
+            cache_size=cfg.dns_cache_size,
+            ttl_s=cfg.dns_ttl_s,
+            negative_ttl_s=cfg.dns_negative_ttl_s,
+            error_ttl_s=cfg.dns_error_ttl_s,
+            timeout_s=cfg.dns_timeout_s,
+            max_lookups=cfg.dns_max_lookups,
+        )
+
+    def resolve(self, host: str, port: int, until: float | None = None) -> list[tuple[Any, ...]]:
+        """The addresses of ``host``, or ``DNSError``; waits at most until ``until`` (monotonic).
+
+        ``port`` is accepted for the guard's call signature; answers are per name, for any port.
+        """
+        key = host.lower()
+        with self._lock:
+            answer = self._cache.get(key)
+            if answer is not None and answer.expires > self._clock():
+                self._cache.move_to_end(key)
+                self.counts["hits"] += 1
+            else:
+                if answer is not None:
+                    del self._cache[key]
+                answer = None
+                pending = self._pending.get(key)
+                if pending is None:
+                    pending = self._request(key)
+                else:
+                    self.counts["joined"] += 1
+        if answer is not None:
+            return answer.result()
+        return self._wait(pending, until)
+
+    def _wait(self, pending: _Lookup, until: float | None) -> list[tuple[Any, ...]]:
+        overdue_at = pending.requested + self._timeout_s
+        stop = overdue_at if until is None else min(overdue_at, until)
+        if pending.done.wait(max(0.0, stop - time.monotonic())):
+            assert pending.answer is not None  # set before done
+            return pending.answer.result()
+        with self._lock:
+            self.counts["timeouts"] += 1
+        if until is not None and until < overdue_at:
+            raise DNSError(DNS_TRANSIENT, f"lookup of {pending.host} still running at the fetch deadline")
+        raise DNSError(DNS_TRANSIENT, f"lookup of {pending.host} not answered within {self._timeout_s}s")
+
+    def _request(self, key: str) -> _Lookup:
+        # called with the lock held
+        pending = _Lookup(key, time.monotonic())
+        self._pending[key] = pending
+        self.counts["lookups"] += 1
+        if self._running < self._max:
+            self._running += 1
+            threading.Thread(target=self._run, args=(pending,), name="rs5m-dns", daemon=True).start()
+        else:
+            self._queue.append(pending)
+        return pending
+
+    def _run(self, pending: _Lookup | None) -> None:
+        while pending is not None:
+            answer = self._ask(pending.host)
+            with self._lock:
+                if self._size:
+                    self._cache[pending.host] = answer
+                    self._cache.move_to_end(pending.host)
+                    while len(self._cache) > self._size:
+                        self._cache.popitem(last=False)
+                del self._pending[pending.host]
+                pending.answer = answer
+                pending.done.set()
+                pending = self._queue.popleft() if self._queue else None
+                if pending is None:
+                    self._running -= 1
+
+    def _ask(self, host: str) -> _Answer:
+        # the port does not change the addresses: ask for the name only, the guard adds the port
+        try:
+            infos = tuple(self._lookup(host, None, type=socket.SOCK_STREAM))
+            reason, detail = (None, "") if infos else (DNS_FAILED, "the name has no address")
+        except Exception as exc:  # any failure of the system resolver is one URL's DNS failure
+            infos, (reason, detail) = None, classify_lookup_error(exc)
+        detail = f"{host}: {detail}" if reason else detail
+        return _Answer(infos, reason, detail, self._clock() + self._ttl[reason])
+
+
+_shared: OrderedDict[tuple[Any, ...], CachingResolver] = OrderedDict()
+_shared_lock = threading.Lock()
+
+
+def shared_resolver(cfg: DnsSettings, lookup: Lookup = system_lookup) -> CachingResolver:
+    """This process's resolver for ``cfg``'s DNS settings and ``lookup`` (created on first use)."""
+    key = (
+        lookup,
+        cfg.dns_cache_size,
+        cfg.dns_ttl_s,
+        cfg.dns_negative_ttl_s,
+        cfg.dns_error_ttl_s,
+        cfg.dns_timeout_s,
+        cfg.dns_max_lookups,
+    )
+    with _shared_lock:
+        resolver = _shared.get(key)
+        if resolver is None:
+            resolver = _shared[key] = CachingResolver.from_settings(cfg, lookup)
+            while len(_shared) > _SHARED_MAX:  # only tests and benches make many settings in one process
+                _shared.popitem(last=False)
+        _shared.move_to_end(key)
+        return resolver
