@@ -98,10 +98,16 @@ class DownloadConfig(BaseModel):
         default=60.0, ge=0, le=86_400, description="seconds a 'no such name / no address' answer is kept"
     )
     dns_error_ttl_s: float = Field(
-        default=10.0, ge=0, le=3600, description="seconds a temporary failure (EAI_AGAIN, no answer) is kept"
+        default=30.0, ge=0, le=3600, description="seconds a temporary failure (EAI_AGAIN, no answer) is kept"
     )
-    dns_timeout_s: float = Field(default=5.0, gt=0, le=300, description="seconds one lookup may take")
+    dns_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=300,
+        description="seconds a fetch waits for one lookup (its answer is kept later)",
+    )
     dns_max_lookups: int = Field(default=64, ge=1, le=4096, description="lookups in flight per process")
+    dns_prefetch: bool = Field(default=True, description="look up each shard's host names before fetching")
     host_stats_top_n: int = Field(
         default=100, ge=0, le=100_000, description="hosts with per-reason counts per partition; rest: (other)"
     )

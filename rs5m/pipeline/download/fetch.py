@@ -41,7 +41,7 @@ import socket
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from typing import Any, Protocol
@@ -112,6 +112,7 @@ class FetchSettings(DnsSettings, Protocol):
     max_redirects: int
     min_bytes: int
     max_bytes: int
+    dns_prefetch: bool
 
 
 class FetchError(Exception):
@@ -154,6 +155,15 @@ class GuardedFetcher:
         self._allow = normalise_allowlist(cfg.allow_hosts)
         self._slots: dict[str, threading.BoundedSemaphore] = {}
         self._lock = threading.Lock()
+
+    def prefetch(self, urls: Iterable[str | None]) -> int:
+        """Start the lookups of the hosts of ``urls`` (fetchable forms only) without waiting; return how
+        many were queued. Nothing when ``dns_prefetch`` is off or the resolver cannot prefetch."""
+        prefetch = getattr(self._resolver, "prefetch", None)
+        if not self._cfg.dns_prefetch or prefetch is None:
+            return 0
+        hosts = dict.fromkeys(p[1] for p in map(split_url, filter(None, urls)) if not isinstance(p, Refusal))
+        return prefetch(hosts)
 
     @contextmanager
     def _host_slot(self, host: str) -> Iterator[None]:

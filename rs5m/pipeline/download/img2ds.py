@@ -19,7 +19,8 @@ Contract of ``download_partition``:
 - img2dataset runs in this process (its ``Downloader`` on a thread pool, no process pool, so it works
   inside daemonic Dask workers); every fetch goes through ``rs5m.pipeline.download.fetch`` and
   ``rs5m.pipeline.download.netguard``, its names resolved by ``resolver`` (default: the process's
-  shared ``CachingResolver`` for ``cfg``, so partitions run one after another in a worker share it).
+  shared ``CachingResolver`` for ``cfg``, so partitions run one after another in a worker share it);
+  the host names of each shard are looked up ahead of its fetches (``dns_prefetch``).
 - The per-uid status table is built in ``rs5m.pipeline.download.status`` (re-exported here).
 - Politeness: URLs are interleaved by host before sharding so concurrent threads meet different
   hosts, and at most ``per_host_concurrency`` requests per host name are in flight within one
@@ -117,12 +118,14 @@ def _run_shards(
     todo = [i for i in range(first_id, first_id + n_shards) if i not in done]
     if not todo:
         return
-    downloader = _make_downloader(cfg, out_dir, GuardedFetcher(cfg, resolver))
+    fetcher = GuardedFetcher(cfg, resolver)
+    downloader = _make_downloader(cfg, out_dir, fetcher)
     tmp = out_dir / "_tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     for shard_id in todo:
         start = (shard_id - first_id) * cfg.samples_per_shard
         part = rows.slice(start, cfg.samples_per_shard).select(_COLUMNS)
+        fetcher.prefetch(part.column("url").to_pylist())  # lookups run ahead of the fetch threads
         arrow_file = tmp / f"{shard_id}.arrow"
         with pa.OSFile(str(arrow_file), "wb") as sink, pa.ipc.new_file(sink, part.schema) as writer:
             writer.write_table(part)

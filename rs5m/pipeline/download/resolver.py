@@ -9,11 +9,14 @@ Contract of ``CachingResolver.resolve(host, port, until)``:
   for ``dns_ttl_s``, permanent failures for ``dns_negative_ttl_s``, temporary ones for ``dns_error_ttl_s``
   (``getaddrinfo`` exposes no record TTLs, so these are caps, not the zone's TTLs). Size 0: no cache.
 - At most one lookup per host name is in flight; concurrent callers for that name wait for it.
-  Lookups run on daemon threads, at most ``dns_max_lookups`` at once (more wait in a queue), so a
-  caller never blocks inside the system resolver: it waits at most until ``until`` (a
-  ``time.monotonic()`` instant, the fetch deadline) and at most ``dns_timeout_s`` after the lookup was
-  requested. A lookup still running past ``dns_timeout_s`` makes every caller for that name fail at once
-  with ``dns_transient`` until it returns; its late answer is cached as usual.
+  Lookups run on daemon threads, at most ``dns_max_lookups`` at once (more wait in a queue, callers'
+  lookups ahead of prefetched ones), so a caller never blocks inside the system resolver: it waits at
+  most until ``until`` (a ``time.monotonic()`` instant, the fetch deadline) and at most ``dns_timeout_s``
+  after the lookup started. A lookup still running past ``dns_timeout_s`` makes every caller for that
+  name fail at once with ``dns_transient`` until it returns; its late answer is cached as usual.
+- ``prefetch(hosts)`` queues lookups of names not cached or in flight and returns at once, so the
+  lookups of a shard's hosts run on the lookup threads, ahead of and beside the fetch threads (a dead
+  name then costs a fetch thread nothing, or one wait of at most ``dns_timeout_s`` per shard start).
 - ``shared_resolver(cfg)`` gives one resolver per process and setting, so partitions that run one after
   another in a warm worker share the cache.
 """
@@ -24,7 +27,7 @@ import socket
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -93,7 +96,8 @@ class _Answer:
 @dataclass(slots=True)
 class _Lookup:
     host: str
-    requested: float
+    started: float | None = None  # time.monotonic() when a lookup thread took it; None while queued
+    urgent: bool = False  # a caller waits for it (else only a prefetch asked)
     done: threading.Event = field(default_factory=threading.Event)
     answer: _Answer | None = None
 
@@ -108,8 +112,8 @@ class CachingResolver:
         cache_size: int = 65_536,
         ttl_s: float = 300.0,
         negative_ttl_s: float = 60.0,
-        error_ttl_s: float = 10.0,
-        timeout_s: float = 5.0,
+        error_ttl_s: float = 30.0,
+        timeout_s: float = 2.0,
         max_lookups: int = 64,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -120,9 +124,10 @@ class CachingResolver:
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, _Answer] = OrderedDict()
         self._pending: dict[str, _Lookup] = {}
-        self._queue: deque[_Lookup] = deque()
+        self._urgent: deque[_Lookup] = deque()
+        self._background: deque[_Lookup] = deque()
         self._running = 0
-        self.counts = {"hits": 0, "lookups": 0, "joined": 0, "timeouts": 0}
+        self.counts = {"hits": 0, "lookups": 0, "joined": 0, "timeouts": 0, "prefetched": 0}
 
     @classmethod
     def from_settings(cls, cfg: DnsSettings, lookup: Lookup = system_lookup) -> CachingResolver:
@@ -144,61 +149,109 @@ class CachingResolver:
         """
         key = host.lower()
         with self._lock:
-            answer = self._cache.get(key)
-            if answer is not None and answer.expires > self._clock():
-                self._cache.move_to_end(key)
+            answer = self._fresh(key)
+            if answer is not None:
                 self.counts["hits"] += 1
             else:
-                if answer is not None:
-                    del self._cache[key]
-                answer = None
                 pending = self._pending.get(key)
                 if pending is None:
-                    pending = self._request(key)
+                    pending = self._request(key, urgent=True)
                 else:
                     self.counts["joined"] += 1
+                    if not pending.urgent:  # prefetched, maybe still queued: a caller now waits for it
+                        pending.urgent = True
+                        self._urgent.append(pending)
         if answer is not None:
             return answer.result()
         return self._wait(pending, until)
 
-    def _wait(self, pending: _Lookup, until: float | None) -> list[tuple[Any, ...]]:
-        overdue_at = pending.requested + self._timeout_s
-        stop = overdue_at if until is None else min(overdue_at, until)
-        if pending.done.wait(max(0.0, stop - time.monotonic())):
-            assert pending.answer is not None  # set before done
-            return pending.answer.result()
-        with self._lock:
-            self.counts["timeouts"] += 1
-        if until is not None and until < overdue_at:
-            raise DNSError(DNS_TRANSIENT, f"lookup of {pending.host} still running at the fetch deadline")
-        raise DNSError(DNS_TRANSIENT, f"lookup of {pending.host} not answered within {self._timeout_s}s")
+    def prefetch(self, hosts: Iterable[str]) -> int:
+        """Queue lookups of the names in ``hosts`` that are neither cached nor in flight; return how many.
 
-    def _request(self, key: str) -> _Lookup:
-        # called with the lock held
-        pending = _Lookup(key, time.monotonic())
+        Does not wait. At most ``cache_size`` names are queued per call (no cache: none), since answers
+        that cannot be kept are of no use.
+        """
+        queued = 0
+        with self._lock:
+            for host in hosts:
+                if queued >= self._size:
+                    break
+                key = host.lower()
+                if key not in self._pending and self._fresh(key) is None:
+                    self._request(key, urgent=False)
+                    queued += 1
+            self.counts["prefetched"] += queued
+        return queued
+
+    def _fresh(self, key: str) -> _Answer | None:
+        # lock held: the unexpired cached answer of ``key`` (marked recently used), else None
+        answer = self._cache.get(key)
+        if answer is None:
+            return None
+        if answer.expires > self._clock():
+            self._cache.move_to_end(key)
+            return answer
+        del self._cache[key]
+        return None
+
+    def _wait(self, pending: _Lookup, until: float | None) -> list[tuple[Any, ...]]:
+        while not pending.done.is_set():
+            started = pending.started  # set once, under the lock; a stale None only means one more poll
+            stop = until if started is None else started + self._timeout_s
+            if until is not None and stop is not None:
+                stop = min(stop, until)
+            left = None if stop is None else stop - time.monotonic()
+            if left is not None and left <= 0:
+                with self._lock:
+                    self.counts["timeouts"] += 1
+                if until is not None and (started is None or until < started + self._timeout_s):
+                    raise DNSError(
+                        DNS_TRANSIENT, f"lookup of {pending.host} still running at the fetch deadline"
+                    )
+                raise DNSError(
+                    DNS_TRANSIENT, f"lookup of {pending.host} not answered within {self._timeout_s}s"
+                )
+            if started is None:  # queued: look again soon, its time limit starts when it does
+                left = 0.05 if left is None else min(left, 0.05)
+            pending.done.wait(left)
+        assert pending.answer is not None  # set before done
+        return pending.answer.result()
+
+    def _request(self, key: str, urgent: bool) -> _Lookup:
+        # lock held
+        pending = _Lookup(key, urgent=urgent)
         self._pending[key] = pending
         self.counts["lookups"] += 1
-        if self._running < self._max:
+        (self._urgent if urgent else self._background).append(pending)
+        while self._running < self._max and (job := self._next()) is not None:
             self._running += 1
-            threading.Thread(target=self._run, args=(pending,), name="rs5m-dns", daemon=True).start()
-        else:
-            self._queue.append(pending)
+            threading.Thread(target=self._run, args=(job,), name="rs5m-dns", daemon=True).start()
         return pending
 
-    def _run(self, pending: _Lookup | None) -> None:
-        while pending is not None:
-            answer = self._ask(pending.host)
+    def _next(self) -> _Lookup | None:
+        # lock held: the next queued lookup, callers' first; marks it started
+        for queue in (self._urgent, self._background):
+            while queue:
+                job = queue.popleft()
+                if job.started is None:  # a promoted lookup is in both queues: skip the second copy
+                    job.started = time.monotonic()
+                    return job
+        return None
+
+    def _run(self, job: _Lookup | None) -> None:
+        while job is not None:
+            answer = self._ask(job.host)
             with self._lock:
                 if self._size:
-                    self._cache[pending.host] = answer
-                    self._cache.move_to_end(pending.host)
+                    self._cache[job.host] = answer
+                    self._cache.move_to_end(job.host)
                     while len(self._cache) > self._size:
                         self._cache.popitem(last=False)
-                del self._pending[pending.host]
-                pending.answer = answer
-                pending.done.set()
-                pending = self._queue.popleft() if self._queue else None
-                if pending is None:
+                del self._pending[job.host]
+                job.answer = answer
+                job.done.set()
+                job = self._next()
+                if job is None:
                     self._running -= 1
 
     def _ask(self, host: str) -> _Answer:

@@ -138,3 +138,15 @@ def test_connection_refused_is_permanent() -> None:
     error = _get(_fetcher(dns, retry_backoff_s=5), f"http://{GOOD[0]}:{port}/a.jpg", retries=2)
     assert error is not None and error.startswith("download_failed: ConnectionRefusedError")
     assert time.monotonic() - t0 < 2.0  # not retried in-run (its back-off would be 5 s)
+
+
+def test_prefetch_asks_for_fetchable_hosts_only(fake_dns: FakeDNS) -> None:
+    fake_dns.answers |= {h: ["127.0.0.1"] for h in GOOD}
+    urls = [f"http://{GOOD[0]}/a", f"http://{GOOD[1].upper()}:81/b", f"http://{GOOD[0]}/c", None]
+    urls += ["file:///etc/passwd", "http://user@evil.example/x.jpg", "gopher://other.example/"]
+    assert _fetcher(fake_dns, dns_prefetch=False).prefetch(urls) == 0
+    assert _fetcher(fake_dns).prefetch(urls) == 2
+    end = time.monotonic() + 5
+    while sum(fake_dns.calls.values()) < 2 and time.monotonic() < end:
+        time.sleep(0.01)
+    assert fake_dns.calls == {h: 1 for h in GOOD}

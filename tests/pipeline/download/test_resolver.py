@@ -7,6 +7,7 @@ limits are real (short) waits.
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from multiprocessing.pool import ThreadPool
 
@@ -164,3 +165,32 @@ def test_shared_resolver_is_one_per_process_and_setting() -> None:
     assert shared_resolver(DownloadConfig(timeout=3), dns) is first  # not a DNS setting
     assert shared_resolver(DownloadConfig(dns_ttl_s=5), dns) is not first
     assert shared_resolver(DownloadConfig(), FakeDNS({})) is not first
+
+
+def test_prefetch_queues_without_waiting_and_answers_later_calls(fake_dns: FakeDNS) -> None:
+    fake_dns.answers |= {"a": [PUBLIC], "b": [PUBLIC], "hung": HANG}
+    resolver = CachingResolver(fake_dns, timeout_s=0.3)
+    resolver.resolve("a", 80)
+    t0 = time.monotonic()
+    assert resolver.prefetch(["A", "b", "hung", "nx", "b"]) == 3  # a is cached, b asked once
+    assert time.monotonic() - t0 < 0.1
+    _settle(resolver, "b")
+    _settle(resolver, "nx")
+    assert _ips(resolver.resolve("b", 80)) == [PUBLIC] and _reason(resolver, "nx") == "dns_failed"
+    assert fake_dns.calls == {"a": 1, "b": 1, "hung": 1, "nx": 1}
+    assert _reason(resolver, "hung") == "dns_transient"  # started at the prefetch: already overdue
+    assert CachingResolver(fake_dns, cache_size=0).prefetch(["x"]) == 0  # nowhere to keep answers
+
+
+def test_a_caller_goes_ahead_of_prefetched_lookups(fake_dns: FakeDNS) -> None:
+    fake_dns.answers |= {"hung": HANG, **{h: [PUBLIC] for h in "abc"}}
+    resolver = CachingResolver(fake_dns, max_lookups=1, timeout_s=0.5)
+    resolver.prefetch(["hung", "a", "b", "c"])
+    threading.Timer(0.8, fake_dns.release.set).start()
+    t0 = time.monotonic()
+    # "c" waits in the queue longer than timeout_s: its limit only starts when its lookup does
+    assert _ips(resolver.resolve("c", 80, until=time.monotonic() + 10)) == [PUBLIC]
+    assert time.monotonic() - t0 >= 0.7
+    for host in "ab":
+        _settle(resolver, host)
+    assert list(fake_dns.calls) == ["hung", "c", "a", "b"]
