@@ -4,7 +4,8 @@ One image server on 127.0.0.1 (a separate process) answers for every host name; 
 only matters to the fake resolver each run is given (no real resolver and no other address is ever
 asked):
 
-- ``good-<i>.localhost``: 127.0.0.1 after ``--good-dns-ms`` (an uncached recursive lookup);
+- ``good-<i>.localhost``: 127.0.0.1 after ``--good-dns-ms`` (an uncached recursive lookup); the server
+  waits ``--good-ms`` before each answer (an internet round trip and transfer; 0: loopback speed);
 - ``slow-<i>.localhost``: 127.0.0.1 too, but the server waits ``--slow-s`` before each answer;
 - ``nx-<i>.localhost``: NXDOMAIN (``EAI_NONAME``) after ``--nx-dns-ms``;
 - ``blackhole-<i>.localhost``: the lookup hangs ``--blackhole-s`` (glibc's default per-try timeout is
@@ -48,16 +49,17 @@ MODES = ("cache", "no cache (before)")
 MIXES = ("0 % dead", "50 % dead")
 
 
-def serve(blobs: list[bytes], slow_s: float, port_queue: mp.Queue) -> None:
-    """Server process: ``/img/<i>.jpg`` -> ``blobs[i % len(blobs)]``; hosts named ``slow-*`` wait first."""
+def serve(blobs: list[bytes], good_s: float, slow_s: float, port_queue: mp.Queue) -> None:
+    """Server process: ``/img/<i>.jpg`` -> ``blobs[i % len(blobs)]``, after ``good_s`` for hosts named
+    ``good-*`` and ``slow_s`` for ``slow-*``."""
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
             pass
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-            if (self.headers.get("Host") or "").startswith("slow-"):
-                time.sleep(slow_s)
+            host = self.headers.get("Host") or ""
+            time.sleep(slow_s if host.startswith("slow-") else good_s)
             body = blobs[int(self.path.rsplit("/", 1)[-1].split(".")[0]) % len(blobs)]
             self.send_response(200)
             self.send_header("Content-Type", "image/jpeg")
@@ -143,7 +145,8 @@ def main() -> None:
     parser.add_argument("--good-dns-ms", type=float, default=20.0)
     parser.add_argument("--nx-dns-ms", type=float, default=200.0)
     parser.add_argument("--blackhole-s", type=float, default=5.0)
-    parser.add_argument("--slow-s", type=float, default=0.5)
+    parser.add_argument("--good-ms", type=float, default=100.0)
+    parser.add_argument("--slow-s", type=float, default=1.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--no-docs", action="store_true")
     args = parser.parse_args()
@@ -154,7 +157,7 @@ def main() -> None:
     blobs, what = source_images()
     ctx = mp.get_context("spawn")
     ports: mp.Queue = ctx.Queue()
-    server = ctx.Process(target=serve, args=(blobs, args.slow_s, ports), daemon=True)
+    server = ctx.Process(target=serve, args=(blobs, args.good_ms / 1000, args.slow_s, ports), daemon=True)
     server.start()
     port = ports.get(timeout=60)
     worker = ctx.Pool(1, initializer=warm_worker)
@@ -226,14 +229,16 @@ def report(results: dict[tuple[str, str], list[tuple]], args: argparse.Namespace
         f"python bench/download_dns.py --good-hosts {args.good_hosts} --slow-hosts {args.slow_hosts} "
         f"--blackholed {args.blackholed} --urls-per-host {args.urls_per_host} --threads {args.threads} "
         f"--good-dns-ms {args.good_dns_ms:g} --nx-dns-ms {args.nx_dns_ms:g} "
-        f"--blackhole-s {args.blackhole_s:g} --slow-s {args.slow_s:g} --rounds {args.rounds}"
+        f"--blackhole-s {args.blackhole_s:g} --good-ms {args.good_ms:g} --slow-s {args.slow_s:g} "
+        f"--rounds {args.rounds}"
     )
     text = "\n".join(
         [
             SECTION,
             "",
             f"`{cmd}`: {what} from one 127.0.0.1 server process; {n_live} URLs on "
-            f"{args.good_hosts} good and {args.slow_hosts} slow hosts ({args.slow_s:g} s per answer), plus, "
+            f"{args.good_hosts} good hosts (the server answers after {args.good_ms:g} ms) and "
+            f"{args.slow_hosts} slow ones ({args.slow_s:g} s per answer), plus, "
             f"at 50 % dead, as many URLs on as many dead hosts ({args.blackholed} blackholed: the lookup "
             f"hangs {args.blackhole_s:g} s then EAI_AGAIN; the rest NXDOMAIN after {args.nx_dns_ms:g} ms); "
             f"good names answer after {args.good_dns_ms:g} ms. All names come from a fake resolver given "

@@ -108,6 +108,12 @@ class DownloadConfig(BaseModel):
     )
     dns_max_lookups: int = Field(default=64, ge=1, le=4096, description="lookups in flight per process")
     dns_prefetch: bool = Field(default=True, description="look up each shard's host names before fetching")
+    dns_settle_s: float = Field(
+        default=0.25,
+        ge=0,
+        le=60,
+        description="wait for those lookups; URLs of names still unanswered go last",
+    )
     host_stats_top_n: int = Field(
         default=100, ge=0, le=100_000, description="hosts with per-reason counts per partition; rest: (other)"
     )

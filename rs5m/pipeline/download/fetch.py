@@ -113,6 +113,7 @@ class FetchSettings(DnsSettings, Protocol):
     min_bytes: int
     max_bytes: int
     dns_prefetch: bool
+    dns_settle_s: float
 
 
 class FetchError(Exception):
@@ -156,14 +157,19 @@ class GuardedFetcher:
         self._slots: dict[str, threading.BoundedSemaphore] = {}
         self._lock = threading.Lock()
 
-    def prefetch(self, urls: Iterable[str | None]) -> int:
-        """Start the lookups of the hosts of ``urls`` (fetchable forms only) without waiting; return how
-        many were queued. Nothing when ``dns_prefetch`` is off or the resolver cannot prefetch."""
+    def prefetch(self, urls: Iterable[str | None]) -> set[str]:
+        """Start the lookups of the hosts of ``urls`` (fetchable forms only), wait up to ``dns_settle_s``
+        for them, and return the host names whose lookups are still running then (slow or dead names).
+
+        Nothing (an empty set, no wait) when ``dns_prefetch`` is off or the resolver cannot prefetch.
+        """
         prefetch = getattr(self._resolver, "prefetch", None)
-        if not self._cfg.dns_prefetch or prefetch is None:
-            return 0
+        slow_names = getattr(self._resolver, "slow_names", None)
+        if not self._cfg.dns_prefetch or prefetch is None or slow_names is None:
+            return set()
         hosts = dict.fromkeys(p[1] for p in map(split_url, filter(None, urls)) if not isinstance(p, Refusal))
-        return prefetch(hosts)
+        prefetch(hosts)
+        return slow_names(hosts, self._cfg.dns_settle_s) if self._cfg.dns_settle_s > 0 else set()
 
     @contextmanager
     def _host_slot(self, host: str) -> Iterator[None]:
@@ -193,6 +199,9 @@ class GuardedFetcher:
         parsed = split_url(url)
         if isinstance(parsed, Refusal):
             raise FetchError(parsed.reason, parsed.detail)
+        known = getattr(self._resolver, "known_failure", None)
+        if known is not None and (failure := known(parsed[1])) is not None:
+            raise FetchError(failure.reason, failure.detail)  # a dead name: no slot, no watchdog, no opener
         agent = (
             f"Mozilla/5.0 (compatible; {user_agent_token or 'rs5m'}; +https://github.com/rom1504/img2dataset)"
         )

@@ -20,7 +20,8 @@ Contract of ``download_partition``:
   inside daemonic Dask workers); every fetch goes through ``rs5m.pipeline.download.fetch`` and
   ``rs5m.pipeline.download.netguard``, its names resolved by ``resolver`` (default: the process's
   shared ``CachingResolver`` for ``cfg``, so partitions run one after another in a worker share it);
-  the host names of each shard are looked up ahead of its fetches (``dns_prefetch``).
+  the host names of each shard are looked up ahead of its fetches (``dns_prefetch``), and the URLs of
+  names still unanswered after ``dns_settle_s`` are fetched last within their shard.
 - The per-uid status table is built in ``rs5m.pipeline.download.status`` (re-exported here).
 - Politeness: URLs are interleaved by host before sharding so concurrent threads meet different
   hosts, and at most ``per_host_concurrency`` requests per host name are in flight within one
@@ -70,6 +71,13 @@ def interleave_by_host(table: pa.Table) -> pa.Table:
         keys.append((seen[host], first_seen.setdefault(host, len(first_seen)), i))
         seen[host] += 1
     return table.take(pa.array([k[2] for k in sorted(keys)], pa.int64()))
+
+
+def slow_hosts_last(table: pa.Table, slow: set[str]) -> pa.Table:
+    """Move the rows whose URL host is in ``slow`` to the end, keeping the order within both groups."""
+    late = [url_host(url) in slow for url in table.column("url").to_pylist()]
+    order = [i for i, x in enumerate(late) if not x] + [i for i, x in enumerate(late) if x]
+    return table.take(pa.array(order, pa.int64()))
 
 
 def _make_downloader(cfg: DownloadConfig, out_dir: Path, fetcher: GuardedFetcher):
@@ -125,7 +133,9 @@ def _run_shards(
     for shard_id in todo:
         start = (shard_id - first_id) * cfg.samples_per_shard
         part = rows.slice(start, cfg.samples_per_shard).select(_COLUMNS)
-        fetcher.prefetch(part.column("url").to_pylist())  # lookups run ahead of the fetch threads
+        slow = fetcher.prefetch(part.column("url").to_pylist())  # lookups run ahead of the fetch threads
+        if slow:
+            part = slow_hosts_last(part, slow)
         arrow_file = tmp / f"{shard_id}.arrow"
         with pa.OSFile(str(arrow_file), "wb") as sink, pa.ipc.new_file(sink, part.schema) as writer:
             writer.write_table(part)

@@ -15,8 +15,9 @@ Contract of ``CachingResolver.resolve(host, port, until)``:
   after the lookup started. A lookup still running past ``dns_timeout_s`` makes every caller for that
   name fail at once with ``dns_transient`` until it returns; its late answer is cached as usual.
 - ``prefetch(hosts)`` queues lookups of names not cached or in flight and returns at once, so the
-  lookups of a shard's hosts run on the lookup threads, ahead of and beside the fetch threads (a dead
-  name then costs a fetch thread nothing, or one wait of at most ``dns_timeout_s`` per shard start).
+  lookups of a shard's hosts run on the lookup threads, ahead of and beside the fetch threads; then
+  ``slow_names(hosts, wait_s)`` tells which lookups are still running after a short wait, so their
+  URLs can be fetched last (a dead name then costs the fetch threads next to nothing).
 - ``shared_resolver(cfg)`` gives one resolver per process and setting, so partitions that run one after
   another in a warm worker share the cache.
 """
@@ -165,6 +166,19 @@ class CachingResolver:
             return answer.result()
         return self._wait(pending, until)
 
+    def known_failure(self, host: str) -> DNSError | None:
+        """Without waiting: the failure ``resolve(host)`` would raise at once (a cached failure, or a
+        lookup running past ``dns_timeout_s``), else ``None``."""
+        key = host.lower()
+        with self._lock:
+            answer = self._fresh(key)
+            job = self._pending.get(key) if answer is None else None
+        if answer is not None:
+            return DNSError(answer.reason, answer.detail) if answer.reason else None
+        if job is not None and job.started is not None and time.monotonic() >= job.started + self._timeout_s:
+            return DNSError(DNS_TRANSIENT, f"lookup of {key} not answered within {self._timeout_s}s")
+        return None
+
     def prefetch(self, hosts: Iterable[str]) -> int:
         """Queue lookups of the names in ``hosts`` that are neither cached nor in flight; return how many.
 
@@ -182,6 +196,29 @@ class CachingResolver:
                     queued += 1
             self.counts["prefetched"] += queued
         return queued
+
+    def slow_names(self, hosts: Iterable[str], wait_s: float) -> set[str]:
+        """Wait up to ``wait_s`` for the lookups of ``hosts`` in flight or queued; return the names
+        (lower-case) whose lookup is still running when the wait ends, after running at least half of it.
+
+        Ends early once they are all answered (then the set is empty). The caller fetches the URLs of
+        these likely dead or slow names last, so its fetch threads do not all wait on them at once.
+        """
+        start = time.monotonic()
+        keys = {host.lower() for host in hosts}
+        with self._lock:
+            waiting = [job for key in keys if (job := self._pending.get(key)) is not None]
+        for job in waiting:
+            left = start + wait_s - time.monotonic()
+            if left <= 0:
+                break
+            job.done.wait(left)
+        now = time.monotonic()
+        return {
+            job.host
+            for job in waiting
+            if not job.done.is_set() and job.started is not None and now - job.started >= wait_s / 2
+        }
 
     def _fresh(self, key: str) -> _Answer | None:
         # lock held: the unexpired cached answer of ``key`` (marked recently used), else None

@@ -10,10 +10,12 @@ import socket
 import time
 from multiprocessing.pool import ThreadPool
 
+import pyarrow as pa
 import pytest
 
 from rs5m.config import DownloadConfig
 from rs5m.pipeline.download.fetch import GuardedFetcher
+from rs5m.pipeline.download.img2ds import slow_hosts_last
 from rs5m.pipeline.download.resolver import CachingResolver
 
 from .conftest import HANG, FakeDNS
@@ -140,13 +142,31 @@ def test_connection_refused_is_permanent() -> None:
     assert time.monotonic() - t0 < 2.0  # not retried in-run (its back-off would be 5 s)
 
 
-def test_prefetch_asks_for_fetchable_hosts_only(fake_dns: FakeDNS) -> None:
-    fake_dns.answers |= {h: ["127.0.0.1"] for h in GOOD}
+def test_prefetch_asks_for_fetchable_hosts_only_and_names_slow_ones(fake_dns: FakeDNS) -> None:
+    fake_dns.answers |= {h: ["127.0.0.1"] for h in GOOD} | {"hung.example": HANG}
     urls = [f"http://{GOOD[0]}/a", f"http://{GOOD[1].upper()}:81/b", f"http://{GOOD[0]}/c", None]
     urls += ["file:///etc/passwd", "http://user@evil.example/x.jpg", "gopher://other.example/"]
-    assert _fetcher(fake_dns, dns_prefetch=False).prefetch(urls) == 0
-    assert _fetcher(fake_dns).prefetch(urls) == 2
-    end = time.monotonic() + 5
-    while sum(fake_dns.calls.values()) < 2 and time.monotonic() < end:
-        time.sleep(0.01)
+    assert _fetcher(fake_dns, dns_prefetch=False).prefetch(urls) == set()
+    assert fake_dns.calls == {}
+    t0 = time.monotonic()
+    assert _fetcher(fake_dns, dns_settle_s=0.3).prefetch(urls) == set()  # all answered: no full wait
+    assert time.monotonic() - t0 < 0.25
     assert fake_dns.calls == {h: 1 for h in GOOD}
+    t0 = time.monotonic()
+    assert _fetcher(fake_dns, dns_settle_s=0.3).prefetch([*urls, "http://hung.example/x"]) == {"hung.example"}
+    assert 0.25 <= time.monotonic() - t0 < 2.0
+
+
+def test_slow_hosts_go_last_in_their_shard() -> None:
+    table = pa.table(
+        {"url": ["http://a/1", "http://DEAD/1", "http://b/1", "http://a/2", "http://dead/2", None]}
+    )
+    moved = slow_hosts_last(table, {"dead"})
+    assert moved.column("url").to_pylist() == [
+        "http://a/1",
+        "http://b/1",
+        "http://a/2",
+        None,
+        "http://DEAD/1",
+        "http://dead/2",
+    ]

@@ -194,3 +194,30 @@ def test_a_caller_goes_ahead_of_prefetched_lookups(fake_dns: FakeDNS) -> None:
     for host in "ab":
         _settle(resolver, host)
     assert list(fake_dns.calls) == ["hung", "c", "a", "b"]
+
+
+def test_slow_names_are_those_still_running_after_the_wait(fake_dns: FakeDNS) -> None:
+    fake_dns.answers |= {"hung": HANG, "a": [PUBLIC]}
+    resolver = CachingResolver(fake_dns, timeout_s=30)
+    resolver.prefetch(["a", "hung"])
+    t0 = time.monotonic()
+    assert resolver.slow_names(["A", "Hung", "never-asked"], wait_s=0.3) == {"hung"}
+    assert 0.25 <= time.monotonic() - t0 < 2.0
+    t1 = time.monotonic()
+    assert resolver.slow_names(["a"], wait_s=5) == set()  # answered already: no wait
+    assert time.monotonic() - t1 < 0.1
+
+
+def test_known_failure_answers_without_waiting(fake_dns: FakeDNS) -> None:
+    fake_dns.answers |= {"ok": [PUBLIC], "hung": HANG}
+    resolver = CachingResolver(fake_dns, timeout_s=0.3)
+    assert resolver.known_failure("nx") is None  # never asked: unknown, and no lookup is started
+    assert fake_dns.calls == {}
+    _reason(resolver, "nx")
+    resolver.resolve("ok", 80)
+    resolver.prefetch(["hung"])
+    assert resolver.known_failure("NX").reason == "dns_failed"
+    assert resolver.known_failure("ok") is None
+    assert resolver.known_failure("hung") is None  # running, not yet past its time limit
+    time.sleep(0.35)
+    assert resolver.known_failure("hung").reason == "dns_transient"
