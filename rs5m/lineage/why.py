@@ -20,7 +20,7 @@ import duckdb
 from rs5m.core.layout import VersionLayout
 from rs5m.core.schema import SOURCE_ORDER, Reason, StageName
 from rs5m.pipeline import registry
-from rs5m.pipeline.download.img2ds import status_path
+from rs5m.pipeline.download.status import status_path
 
 
 def _query(con: duckdb.DuckDBPyConnection, files: list[Path], sql: str, uid: str) -> list[tuple]:
