@@ -111,11 +111,17 @@ def resolve(
     """
     by_lower = {n.lower(): n for n in names}
     find = finder(names)
+    mapped = {r: v for r, v in (columns.model_dump() if columns else {}).items() if v}
 
     def fits(lay: ParquetLayout) -> bool:
-        return all(find(c) for c in (lay.url, lay.caption)) and all(find((r,)) for r in lay.requires)
+        # a role the columns option maps needs no column of the layout
+        needed = [c for role, c in (("url", lay.url), ("caption", lay.caption)) if role not in mapped]
+        return all(find(c) for c in needed) and all(find((r,)) for r in lay.requires)
 
-    lay = next((lay for lay in layouts if fits(lay)), None)
+    # the first layout that fits as is; else, with a column map, the first that fits with it
+    lay = next((lay for lay in layouts if _strict(lay, find)), None)
+    if lay is None and mapped and not {"url", "caption"} <= set(mapped):
+        lay = next((lay for lay in layouts if fits(lay)), None)
     found: dict[str, str] = {}
     keys: list[str] = []
     if lay is not None:
@@ -123,7 +129,6 @@ def resolve(
             if role != "key" and (col := find(getattr(lay, role))):
                 found[role] = col
         keys = [by_lower[c.lower()] for c in lay.key if c.lower() in by_lower]
-    mapped = {r: v for r, v in (columns.model_dump() if columns else {}).items() if v}
     for role, col in mapped.items():
         actual = find((col,))
         if actual is None:
@@ -140,6 +145,11 @@ def resolve(
     name = (lay.name if lay else "custom") + ("+columns" if mapped else "")
     extras = [(k, find((c,)) or c) for k, c in (lay.extras if lay else ()) if find((c,))]
     return Resolved(name, found, keys, extras)
+
+
+def _strict(lay: ParquetLayout, find: Callable[[Sequence[str]], str | None]) -> bool:
+    """Whether the file has all of ``lay``'s url, caption and required columns."""
+    return all(find(c) for c in (lay.url, lay.caption)) and all(find((r,)) for r in lay.requires)
 
 
 def coalesce_keys(path: str, b: dict[str, pa.Array], keys: list[str], n: int) -> pa.Array:

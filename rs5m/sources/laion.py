@@ -113,7 +113,8 @@ _COCO_EXTRAS = (("top_caption", "top_caption"), *_SCORES, ("hash", "hash"))
 _PRIMARY = {"all_captions": "all_captions", "top_caption": "top_caption", "text": "text"}
 _FALLBACKS = {"all_captions": ["top_caption", "text"], "top_caption": ["text"], "text": []}
 _ROLES = {"url": ("URL",), "text": ("TEXT", "caption"), "top_caption": ("top_caption",)}
-_ROLES |= {"all_captions": ("all_captions",), "width": ("WIDTH",), "height": ("HEIGHT",)}
+_ROLES |= {"all_captions": ("all_captions",), "width": ("original_width", "WIDTH")}
+_ROLES |= {"height": ("original_height", "HEIGHT")}
 _COCO_TRIED = {
     "laion-coco": "URL, all_captions|top_caption|TEXT per caption_mode",
     "relaion-coco": "url, all_captions|top_caption|caption per caption_mode",
