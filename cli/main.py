@@ -18,6 +18,7 @@ COMMANDS = [
     "evaluate",
     "train",
     "finetune-captioner",
+    "inputs",
 ]
 
 
