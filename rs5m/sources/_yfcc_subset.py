@@ -14,17 +14,19 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from rs5m.sources._files import open_binary
+from rs5m.sources._files import compression, open_binary
 from rs5m.sources.base import SourceFormatError
 
 
 def _parse(path: str) -> np.ndarray:
-    """Stream the id column into one sorted unique int64 array (peak ~3x the final array)."""
+    """Stream the id column into one sorted unique int64 array (1 MiB blocks; peak ~3x the final
+    array: the chunks, their concatenation, the de-duplicated copy)."""
     try:
         with open_binary(path) as f:
             first = f.readline().rstrip(b"\r\n").split(b"\t")
@@ -32,7 +34,7 @@ def _parse(path: str) -> np.ndarray:
         header = not first[col].strip().isdigit()
         names = [f"c{i}" for i in range(len(first))]
         chunks: list[np.ndarray] = []
-        with open_binary(path) as f:
+        with _stream(path) as f:
             reader = pacsv.open_csv(
                 f,
                 read_options=pacsv.ReadOptions(column_names=names, skip_rows=int(header), block_size=8 << 20),
@@ -42,7 +44,9 @@ def _parse(path: str) -> np.ndarray:
                 ),
             )
             for batch in reader:
-                chunks.append(batch.column(0).drop_null().to_numpy())
+                # a numpy-owned copy, so each 1 MiB Arrow block is freed at once (a zero-copy view
+                # would keep every block alive in Arrow's pool until the end)
+                chunks.append(batch.column(0).drop_null().to_numpy().copy())
     except (pa.ArrowInvalid, OSError, EOFError, ValueError) as exc:
         raise SourceFormatError(f"{path}: not an OpenAI YFCC subset id list ({exc})") from exc
     ids = np.concatenate(chunks) if chunks else np.empty(0, np.int64)
@@ -53,7 +57,17 @@ def _parse(path: str) -> np.ndarray:
     keep = np.empty(len(ids), dtype=bool)
     keep[0] = True
     np.not_equal(ids[1:], ids[:-1], out=keep[1:])
-    return ids[keep]
+    ids = ids[keep]
+    pa.default_memory_pool().release_unused()  # hand the CSV blocks' memory back to the system
+    return ids
+
+
+def _stream(path: str) -> Any:
+    """Arrow's own (de)compressing reader for plain / ``.gz`` / ``.bz2`` (no Python in the loop),
+    Python's for the rest."""
+    if compression(path) in ("", "gz", "bz2"):
+        return pa.input_stream(path, compression="detect", buffer_size=1 << 20)
+    return open_binary(path)
 
 
 def _cached(path: str, size: int, mtime_ns: int, cache_dir: str) -> np.ndarray:
