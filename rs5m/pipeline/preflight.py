@@ -132,13 +132,15 @@ def _check_file(src: SourceInput, path: str, options: Any, rows_per_piece: int) 
 
 
 def _option_paths(src: SourceInput) -> list[str]:
-    """Problems with the files a source's options name (``*_file`` options)."""
+    """Problems with the files a source's options name (``*_file`` options; an adapter's
+    ``folder_options`` may also name a folder)."""
+    folders = getattr(get_adapter(src.name), "folder_options", frozenset())
     out = []
     for key, val in src.options.items():
         if key.endswith("_file") and isinstance(val, str):
             if not os.path.exists(val):
                 out.append(f"option {key}: missing file {val!r}")
-            elif os.path.isdir(val):
+            elif os.path.isdir(val) and key not in folders:
                 out.append(f"option {key}: {val!r} is a directory, expected a file")
             elif not os.access(val, os.R_OK):
                 out.append(f"option {key}: {val!r} is not readable")

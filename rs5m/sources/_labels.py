@@ -16,6 +16,7 @@ import functools
 import hashlib
 import json
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -115,16 +116,32 @@ def _parquet_pairs(path: str) -> list[tuple[str, str]]:
     return pairs
 
 
-@functools.lru_cache(maxsize=2)
-def _load(path: str, mtime_ns: int, size: int) -> LabelIndex:
-    del mtime_ns, size  # cache key only: a rewritten file is reloaded
-    return LabelIndex(_parquet_pairs(path) if sniff(path) == "parquet" else _tsv_pairs(path))
+def _load(files: tuple[tuple[str, int, int], ...]) -> LabelIndex:
+    pairs: list[tuple[str, str]] = []
+    for path, _, _ in files:  # size and mtime are cache key only: a rewritten file is reloaded
+        pairs += _parquet_pairs(path) if sniff(path) == "parquet" else _tsv_pairs(path)
+    return LabelIndex(pairs)
+
+
+def labels_files(path: str) -> list[str]:
+    """The files a ``labels_file`` option names: the file, or a folder's ``*.parquet`` parts (the
+    Hugging Face ``labeled`` config comes in three)."""
+    if not os.path.isdir(path):
+        return [path]
+    found = sorted(str(p) for p in Path(path).glob("*.parquet"))
+    if not found:
+        raise SourceFormatError(f"{path}: a labels folder without .parquet files")
+    return found
 
 
 def load_labels(path: str) -> LabelIndex:
-    """The label index of a labels file (TSV, compressed TSV or parquet), cached per file version."""
-    st = os.stat(path)
-    return _load(path, st.st_mtime_ns, st.st_size)
+    """The label index of a labels file (TSV, compressed TSV or parquet) or folder of parquet parts,
+    cached per process and file versions."""
+    files = tuple((f, (st := os.stat(f)).st_size, st.st_mtime_ns) for f in labels_files(path))
+    return _cached_load(files)
+
+
+_cached_load = functools.lru_cache(maxsize=2)(_load)
 
 
 def tags_array(

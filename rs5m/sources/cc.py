@@ -44,8 +44,9 @@ class CC12MOptions(ParquetOptions):
 
 
 class CC3MOptions(ParquetOptions):
-    """``labels_file``: optional Image Labels TSV or labelled parquet; its tags go to extras
-    ``tags: [{tag, prob}]``. ``columns`` maps roles for a parquet conversion."""
+    """``labels_file``: optional Image Labels TSV, labelled parquet, or folder of labelled parquet
+    parts; its tags go to extras ``tags: [{tag, prob}]``. ``columns`` maps roles for a parquet
+    conversion."""
 
     labels_file: str | None = None
 
@@ -152,6 +153,7 @@ class CC3MAdapter(_CCAdapter):
     what: ClassVar[str] = "CC3M parquet"
     options_model: ClassVar[type[AdapterOptions]] = CC3MOptions
     url_first: ClassVar[bool] = False
+    folder_options: ClassVar[frozenset[str]] = frozenset({"labels_file"})  # may name a folder
 
     def labels(self, options: ParquetOptions) -> LabelIndex | None:
         """The ``labels_file`` index (``FileNotFoundError`` when the file is missing)."""

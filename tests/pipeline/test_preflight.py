@@ -128,3 +128,18 @@ def test_the_command_starts_no_prefect_or_dask(tmp_path: Path, world: Path) -> N
     assert out.returncode == 0, out.stdout + out.stderr
     assert "LOADED []" in out.stdout
     assert "all inputs ok" in out.stdout and "laion-original" in out.stdout
+
+
+def test_full_deployment_config_is_valid() -> None:
+    """deployments/full.yaml loads, every source's options validate, and without the metadata folder
+    the check names every missing input (and nothing else about the sources)."""
+    cfg = load_build_config(ROOT / "deployments" / "full.yaml")
+    report = check_inputs(cfg)
+    source_problems = [p for p in report.problems if p.source]
+    assert {p.source for p in source_problems} == {s.name for s in cfg.sources}
+    missing = [
+        p for p in source_problems if p.message.startswith("no file matches") or "missing file" in p.message
+    ]
+    assert missing == source_problems, [str(p) for p in source_problems]
+    yfcc = next(s for s in cfg.sources if s.name == "yfcc15m")
+    assert yfcc.files[0].endswith("yfcc100m_dataset.sql")

@@ -197,6 +197,11 @@ def test_cc_hugging_face_parquet(tmp_path: Path) -> None:
         {"tags": []},
         {"tags": None},
     ]
+    folder = tmp_path / "labeled"  # labels_file may name the labelled config's folder of parts
+    folder.mkdir()
+    labeled.rename(folder / "train-00000-of-00003.parquet")
+    assert read_all("cc3m", unlabeled, labels_file=str(folder))[0] == rows
+    labeled = folder / "train-00000-of-00003.parquet"
     tsv = tmp_path / "GCC-training.tsv"
     tsv.write_bytes(b"aerial view of the city\thttps://f/1.jpg\nunlabelled\thttps://f/9.jpg\n")
     rows, _ = read_all("cc3m", tsv, labels_file=str(labeled))
