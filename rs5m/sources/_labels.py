@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from rs5m.sources._arrow import open_parquet
-from rs5m.sources._files import open_binary, sniff
+from rs5m.sources._files import single_stream, sniff
 from rs5m.sources._text import as_float, iter_lines, split_tsv
 from rs5m.sources.base import SourceFormatError
 
@@ -85,7 +85,7 @@ class LabelIndex:
 
 def _tsv_pairs(path: str) -> list[tuple[str, str]]:
     pairs: list[tuple[str, str]] = []
-    with open_binary(path) as f:
+    with single_stream(path, "*", "labels file") as (_, f):  # plain, .gz/.bz2, or alone in a zip/tar
         for _, raw in iter_lines(path, f):
             fields, _, _ = split_tsv(raw, 5)
             if fields is not None:

@@ -1,5 +1,6 @@
-"""OpenAI's YFCC100M subset list (``yfcc100m_subset_data.tsv[.bz2]``: ``line number, photo id, photo
-hash`` per line, tab-separated; a header line, if present, is skipped) as a sorted unique int64 array.
+"""OpenAI's YFCC100M subset list (``yfcc100m_subset_data.tsv[.bz2]``, also ``.gz`` or alone in a zip/tar:
+``line number, photo id, photo hash`` per line, tab-separated; a header line, if present, is skipped)
+as a sorted unique int64 array.
 
 Loaded at most once per worker process and file version (an in-process cache). With ``cache_dir`` the
 array is also written there once as ``.npy`` and memory-mapped by every later process, so the ~30
@@ -13,6 +14,8 @@ import functools
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from rs5m.sources._files import compression, open_binary
+from rs5m.sources._files import compression, open_binary, single_stream, sniff
 from rs5m.sources.base import SourceFormatError
 
 
@@ -28,7 +31,7 @@ def _parse(path: str) -> np.ndarray:
     """Stream the id column into one sorted unique int64 array (1 MiB blocks; peak ~3x the final
     array: the chunks, their concatenation, the de-duplicated copy)."""
     try:
-        with open_binary(path) as f:
+        with _stream(path, python=True) as f:
             first = f.readline().rstrip(b"\r\n").split(b"\t")
         col = 1 if len(first) >= 2 else 0
         header = not first[col].strip().isdigit()
@@ -37,7 +40,7 @@ def _parse(path: str) -> np.ndarray:
         with _stream(path) as f:
             reader = pacsv.open_csv(
                 f,
-                read_options=pacsv.ReadOptions(column_names=names, skip_rows=int(header), block_size=8 << 20),
+                read_options=pacsv.ReadOptions(column_names=names, skip_rows=int(header), block_size=1 << 20),
                 parse_options=pacsv.ParseOptions(delimiter="\t", quote_char=False),
                 convert_options=pacsv.ConvertOptions(
                     include_columns=[names[col]], column_types={names[col]: pa.int64()}
@@ -62,12 +65,20 @@ def _parse(path: str) -> np.ndarray:
     return ids
 
 
-def _stream(path: str) -> Any:
-    """Arrow's own (de)compressing reader for plain / ``.gz`` / ``.bz2`` (no Python in the loop),
-    Python's for the rest."""
-    if compression(path) in ("", "gz", "bz2"):
-        return pa.input_stream(path, compression="detect", buffer_size=1 << 20)
-    return open_binary(path)
+@contextmanager
+def _stream(path: str, python: bool = False) -> Iterator[Any]:
+    """The list as a binary stream: Arrow's own (de)compressing reader for plain / ``.gz`` / ``.bz2``
+    (no Python in the loop) unless ``python`` (a Python file, for ``readline``), the one member of a
+    zip/tar, Python's reader for the rest."""
+    if sniff(path) in ("zip", "tar"):
+        with single_stream(path, "*", "subset list") as (_, f):
+            yield f
+    elif compression(path) in ("", "gz", "bz2") and not python:
+        with pa.input_stream(path, compression="detect", buffer_size=1 << 20) as f:
+            yield f
+    else:
+        with open_binary(path) as f:
+            yield f
 
 
 def _cached(path: str, size: int, mtime_ns: int, cache_dir: str) -> np.ndarray:

@@ -115,6 +115,8 @@ def test_yfcc_subset_cache_is_shared_and_compact(tmp_path: Path) -> None:
     (cached,) = (tmp_path / "cache").glob("yfcc-subset-*.npy")
     assert np.load(cached).tolist() == [10, 20, 30]
     assert isinstance(ids, np.memmap)  # mapped from the cache file, not a private copy
+    zipped = _zip(tmp_path / "subset.zip", {"yfcc100m_subset_data.tsv": subset.read_bytes()})
+    assert load_subset(str(zipped)).tolist() == [10, 20, 30]
     with pytest.raises(SourceFormatError, match=r"empty\.tsv: not an OpenAI YFCC subset id list"):
         empty = tmp_path / "empty.tsv"
         empty.write_text("")
@@ -278,6 +280,10 @@ def test_cc_tsv_with_header_or_other_order(tmp_path: Path) -> None:
     bz.write_bytes(bz2.compress(b"aerial view\thttps://f/1.jpg\n"))
     assert detect("cc3m", bz) == ("tsv", None)
     assert [r["url"] for r in read_all("cc3m", bz)[0]] == ["https://f/1.jpg"]
+    labels = b"aerial view\thttps://f/1.jpg\tcity\t/m/01n32\t0.98\n"
+    zipped = _zip(tmp_path / "labels.zip", {"Image_Labels_Subset_Train_GCC-Labels-training.tsv": labels})
+    rows, _ = read_all("cc3m", bz, labels_file=str(zipped))
+    assert rows[0]["extras"] == {"tags": [{"tag": "city", "prob": 0.98}]}
     nonsense = tmp_path / "notes.txt"
     nonsense.write_bytes(b"no tabs here\nnor here\n")
     with pytest.raises(SourceFormatError, match=r"notes\.txt.*tried: tsv \(headerless url<TAB>caption\)"):
