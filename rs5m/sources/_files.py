@@ -224,7 +224,7 @@ def byte_pieces(path: str, rows_per_piece: int, skip_lines: int = 0) -> list[str
     return [f"bytes:{a}-{b}" for a, b in zip(starts, [*starts[1:], size], strict=True)]
 
 
-def peek(path: str, pattern: str, limit: int = 1 << 20) -> tuple[str, bytes]:
+def peek(path: str, pattern: str, limit: int = 64 << 10) -> tuple[str, bytes]:
     """``(container kind, first bytes)`` of a one-document file: the file itself (decompressed) or its
     ``pattern`` member in a zip/tar; ``SourceFormatError`` when that cannot be read."""
     kind = sniff(path)

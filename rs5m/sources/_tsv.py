@@ -14,7 +14,7 @@ from rs5m.sources._pieces import parse_piece
 from rs5m.sources._text import iter_lines
 from rs5m.sources.base import SourceFormatError
 
-SAMPLE_BYTES = 1 << 20
+SAMPLE_BYTES = 256 << 10
 SAMPLE_LINES = 200
 
 

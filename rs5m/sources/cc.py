@@ -74,7 +74,7 @@ def tsv_layout(path: str, url_first: bool, strict: bool = True) -> tuple[str, bo
         layouts = {"tsv": f"headerless {order}", "tsv-header": "a url/caption header line"}
         layouts["hf-parquet"] = "parquet image_url, caption"
         raise tried(
-            path, "Conceptual Captions", layouts, "no line of the first MiB has 2 tab-separated fields"
+            path, "Conceptual Captions", layouts, "no line of the first 256 KiB has 2 tab-separated fields"
         )
     first = sum(_is_url(p[0]) and not _is_url(p[1]) for p in pairs)
     second = sum(_is_url(p[1]) and not _is_url(p[0]) for p in pairs)

@@ -60,14 +60,14 @@ class RedcapsAdapter:
 
     def detect(self, path: str, options: RedcapsOptions) -> LayoutInfo:
         """``redcaps-zip`` (with at least one JSON member) or ``redcaps-json`` (an object whose first
-        MiB holds the ``annotations`` key)."""
+        64 KiB holds the ``annotations`` key)."""
         if sniff(path) == "zip":
             if not zip_members(path, _MEMBERS):
                 raise tried(path, "RedCaps", _LAYOUTS, "the zip holds no .json member")
             return LayoutInfo("redcaps-zip")
         _, head = peek(path, _MEMBERS)
         if not (head.lstrip().startswith(b"{") and b'"annotations"' in head):
-            raise tried(path, "RedCaps", _LAYOUTS, "no 'annotations' key in its first MiB")
+            raise tried(path, "RedCaps", _LAYOUTS, "no 'annotations' key in its first 64 KiB")
         return LayoutInfo("redcaps-json")
 
     def pieces(self, path: str, options: RedcapsOptions, rows_per_piece: int) -> list[str]:
