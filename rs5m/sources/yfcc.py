@@ -21,6 +21,7 @@ by ``caption_join``. key = photoid. Videos (``marker == 1``) are rejected as ``n
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import ClassVar, Literal
 from urllib.parse import unquote_plus
@@ -46,7 +47,8 @@ _LAYOUTS = {
 
 class YfccOptions(AdapterOptions):
     """``subset_file``: OpenAI's id list, plain or ``.bz2`` (None keeps every row); ``subset_cache_dir``:
-    where its decoded ids are kept as ``.npy`` and shared by every worker (None: in-process only);
+    where its decoded ids are kept as ``.npy`` and shared by every worker (None: in-process only; a
+    relative folder is taken from the subset file's folder);
     ``table``: the SQLite table; ``caption_fields``: URL-decoded fields joined by ``caption_join``;
     ``images_only``: reject videos."""
 
@@ -109,7 +111,12 @@ class YfccAdapter:
         kind = sniff(path)
         if kind not in ("sqlite", "text"):
             raise tried(path, "YFCC100M metadata", _LAYOUTS, f"it is a {kind} file")
-        subset = load_subset(options.subset_file, options.subset_cache_dir) if options.subset_file else None
+        subset = None
+        if options.subset_file:
+            cache = options.subset_cache_dir
+            if cache and not os.path.isabs(os.path.expanduser(cache)):
+                cache = os.path.join(os.path.dirname(os.path.abspath(options.subset_file)), cache)
+            subset = load_subset(options.subset_file, cache)
         buf = RowBuffer(path, options.batch_rows)
         if kind == "sqlite":
             with SqliteTable(path, options.table) as t:

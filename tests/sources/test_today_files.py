@@ -65,7 +65,8 @@ def test_yfcc_sqlite_with_bz2_subset(tmp_path: Path) -> None:
     subset = tmp_path / "yfcc100m_subset_data.tsv.bz2"
     subset.write_bytes(bz2.compress(b"0\t101\t9f2c\n2\t103\tab01\n3\t104\tcd02\n5\t106\tef03\n"))
     assert get_layout(path) == ("yfcc-sqlite", 6)
-    got, rejects = read_all("yfcc15m", path, subset_file=str(subset), batch_rows=2)
+    got, rejects = read_all("yfcc15m", path, subset_file=str(subset), batch_rows=2, subset_cache_dir="cache")
+    assert len(list((tmp_path / "cache").glob("yfcc-subset-*.npy"))) == 1  # relative: beside the list
     name = path.name
     assert brief(rejects) == [
         (f"{name}:2", "not_in_subset", "102"),
