@@ -20,6 +20,7 @@ COMMANDS = [
     "train",
     "finetune-captioner",
     "fetch-metadata",
+    "inputs",
 ]
 
 

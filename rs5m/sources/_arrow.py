@@ -15,18 +15,45 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from rs5m.sources._pieces import group_ranges, parse_piece
 from rs5m.sources.base import RAW_SCHEMA, RawBatch, RawReject, SourceFormatError
 
 INT32_MAX = 2**31 - 1
 _STRINGY = (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary)
 
 
-def open_parquet(path: str) -> pq.ParquetFile:
-    """Open ``path`` as parquet; raise ``SourceFormatError`` naming the file when it is not parquet."""
+def open_parquet(path: str, buffer_size: int = 1 << 20) -> pq.ParquetFile:
+    """Open ``path`` as parquet for streaming; ``SourceFormatError`` naming the file when it is not
+    parquet (or is truncated: the footer is read here).
+
+    ``pre_buffer=False`` and a ``buffer_size`` read buffer make pyarrow read each column chunk through
+    a small buffered stream instead of loading whole row groups, so memory stays at about one batch
+    whatever the file's or row group's size.
+    """
     try:
-        return pq.ParquetFile(path)
+        return pq.ParquetFile(path, pre_buffer=False, buffer_size=buffer_size)
     except (pa.ArrowException, OSError) as exc:
         raise SourceFormatError(f"{path}: not a readable parquet file ({exc})") from exc
+
+
+def row_group_pieces(pf: pq.ParquetFile, rows_per_piece: int) -> list[str]:
+    """``rg:`` pieces of about ``rows_per_piece`` rows (whole row groups); ``[""]`` for one piece."""
+    meta = pf.metadata
+    sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    ranges = group_ranges(sizes, rows_per_piece)
+    return [""] if len(ranges) <= 1 else [f"rg:{a}-{b}" for a, b in ranges]
+
+
+def piece_groups(path: str, pf: pq.ParquetFile, piece: str | None) -> tuple[list[int] | None, int]:
+    """Row groups of ``piece`` (``None``: all) and the file row of its first row."""
+    p = parse_piece(piece, path, ("rg",))
+    if p is None:
+        return None, 0
+    meta = pf.metadata
+    if p.last >= meta.num_row_groups:
+        raise ValueError(f"{path}: piece {piece!r} past the file's {meta.num_row_groups} row groups")
+    offset = sum(meta.row_group(i).num_rows for i in range(p.first))
+    return list(range(p.first, p.last + 1)), offset
 
 
 def resolve_columns(
@@ -45,13 +72,14 @@ def resolve_columns(
 
 
 def iter_parquet(
-    path: str, pf: pq.ParquetFile, columns: dict[str, str], batch_rows: int
+    path: str, pf: pq.ParquetFile, columns: dict[str, str], batch_rows: int, piece: str | None = None
 ) -> Iterator[tuple[int, dict[str, pa.Array]]]:
-    """Yield ``(row offset, {wanted name: array})`` for each batch, reading only ``columns``."""
+    """Yield ``(row offset in the file, {wanted name: array})`` for each batch of the file or of one
+    ``rg:`` piece, reading only ``columns``."""
     wanted = list(dict.fromkeys(columns.values()))
-    offset = 0
+    groups, offset = piece_groups(path, pf, piece)
     try:
-        for batch in pf.iter_batches(columns=wanted, batch_size=batch_rows):
+        for batch in pf.iter_batches(columns=wanted, batch_size=batch_rows, row_groups=groups):
             yield offset, {w: batch.column(actual) for w, actual in columns.items()}
             offset += batch.num_rows
     except pa.ArrowException as exc:
