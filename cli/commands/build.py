@@ -11,7 +11,7 @@ from cli.commands._common import format_table, prefect_env
 from rs5m.config import load_build_config
 from rs5m.core.locks import Holder, version_lock, waiting_message
 from rs5m.lineage import store as lineage
-from rs5m.pipeline.plan import plan_inputs
+from rs5m.pipeline.preflight import require_inputs
 from rs5m.rs3.report import rs3_funnel_rows
 
 
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.config).is_file():
         raise FileNotFoundError(f"config file {args.config} does not exist")
     cfg = load_build_config(args.config, root=args.root, version=args.version, dask_address=args.dask_address)
-    plan_inputs(cfg)  # every glob matches something: a clear error before any run starts
+    require_inputs(cfg)  # every file opened and its layout known, every path there: before anything starts
     Path(cfg.root).mkdir(parents=True, exist_ok=True)  # Prefect's home goes under it
 
     def waiting(holder: Holder | None) -> None:

@@ -137,11 +137,11 @@ class _Pass:
         return t.filter(pa.array(ok)), rejects
 
 
-def iter_batches(source: SourceInput, path: str) -> Iterator[RawBatch]:
-    """Batches of one input file through the source's adapter, options validated by its model."""
+def iter_batches(source: SourceInput, path: str, piece: str = "") -> Iterator[RawBatch]:
+    """Batches of one input file (or one piece of it) through the source's adapter, options validated."""
     adapter = get_adapter(source.name)
     options = adapter.options_model(**source.options)
-    yield from adapter.read(path, options)
+    yield from adapter.read(path, options, piece or None)
 
 
 def ingest_file(
@@ -151,6 +151,7 @@ def ingest_file(
     cfg: IngestConfig,
     partition: str | None = None,
     keyword: KeywordConfig | None = None,
+    piece: str = "",
 ) -> PartitionStats:
     """Read, validate and keyword-filter one input of ``source`` in one pass (see the module contract).
 
@@ -174,7 +175,7 @@ def ingest_file(
                 pq.ParquetWriter(stack.enter_context(atomic_path(paths.output)), SAMPLE_SCHEMA)
             )
         candidates = stack.enter_context(CandidateWriter(paths.candidates, matcher))
-        for batch in iter_batches(source, path):
+        for batch in iter_batches(source, path, piece):
             valid, rejects = state.split(batch)
             if rejects.num_rows:
                 rej.write_table(rejects)
@@ -183,7 +184,12 @@ def ingest_file(
             hits = valid.filter(matcher.mask(valid["caption"]))
             candidates.add(state.normalised(hits))
     st = Path(path).stat()
-    stats.extra = {"input": str(path), "input_size": st.st_size, "input_mtime_ns": st.st_mtime_ns}
+    stats.extra = {
+        "input": str(path),
+        "piece": piece,
+        "input_size": st.st_size,
+        "input_mtime_ns": st.st_mtime_ns,
+    }
     stats.write(paths.stats)
     candidates.stats(source.name, partition, stats.n_out).write(paths.keyword_stats)
     return stats
@@ -192,7 +198,7 @@ def ingest_file(
 def run(layout: VersionLayout, source: str, partition: str, cfg: BuildConfig) -> PartitionStats:
     """Read + keyword-filter one planned input (``rs5m.pipeline.registry``); returns the keyword stats."""
     item = read_plan(layout)[(source, partition)]
-    ingest_file(cfg.source(source), item.path, layout.dir, cfg.ingest, partition, cfg.keyword)
+    ingest_file(cfg.source(source), item.path, layout.dir, cfg.ingest, partition, cfg.keyword, item.piece)
     return PartitionStats.read(layout.stats(StageName.KEYWORD, source, partition))
 
 

@@ -222,3 +222,13 @@ def check_inputs(cfg: BuildConfig, rows_per_piece: int | None = None) -> InputsR
     sources = [check_source(src, per_piece) for src in cfg.sources]
     problems = [p for s in sources for p in s.problems] + config_paths(cfg)
     return InputsReport(sources, problems, time.perf_counter() - start)
+
+
+def require_inputs(cfg: BuildConfig) -> InputsReport:
+    """``check_inputs``, then ``ValueError`` listing every problem (one per line) when there is any: what a
+    build runs before it creates its version, starts Prefect or Dask."""
+    report = check_inputs(cfg)
+    if not report.ok:
+        lines = "\n".join(f"  {p}" for p in report.problems)
+        raise ValueError(f"{len(report.problems)} input problem(s); nothing was started:\n{lines}")
+    return report
