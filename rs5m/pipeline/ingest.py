@@ -36,7 +36,7 @@ from rs5m.pipeline.keywords.matcher import KeywordMatcher
 from rs5m.pipeline.keywords.stage import CandidateWriter
 from rs5m.pipeline.plan import partition_name, read_plan
 from rs5m.sources import get_adapter
-from rs5m.sources.base import RawBatch
+from rs5m.sources.base import Keep, RawBatch
 
 # Reason per validation code; earlier checks win (code 0: valid).
 _CODES = (None, Reason.MISSING_URL, Reason.BAD_URL, Reason.MISSING_CAPTION, Reason.MALFORMED_ROW)
@@ -65,10 +65,17 @@ def ingest_paths(version_dir: Path, source: str, partition: str) -> IngestPaths:
     )
 
 
+def _trimmed(t: pa.Table) -> pa.Table:
+    for name in ("url", "caption"):
+        t = t.set_column(t.schema.get_field_index(name), name, pc.utf8_trim_whitespace(t[name]))
+    return t
+
+
 def _codes(url: pa.ChunkedArray, caption: pa.ChunkedArray, cfg: IngestConfig) -> np.ndarray:
-    """Validation code per row (index into ``_CODES``), vectorised."""
-    lower = pc.ascii_lower(url)
-    http = pc.or_(pc.starts_with(lower, "http://"), pc.starts_with(lower, "https://"))
+    """Validation code per row (index into ``_CODES``) of trimmed url and caption columns, vectorised."""
+    http = pc.or_(
+        pc.starts_with(url, "http://", ignore_case=True), pc.starts_with(url, "https://", ignore_case=True)
+    )
     url_len, cap_len = pc.utf8_length(url), pc.utf8_length(caption)
     cases = [
         pc.or_kleene(pc.is_null(url), pc.equal(url_len, 0)),
@@ -79,6 +86,21 @@ def _codes(url: pa.ChunkedArray, caption: pa.ChunkedArray, cfg: IngestConfig) ->
     codes = np.zeros(len(url), dtype=np.int8)
     for code in range(len(cases), 0, -1):  # earlier cases win: apply them last
         codes[pc.fill_null(cases[code - 1], False).to_numpy(zero_copy_only=False)] = code
+    return codes
+
+
+def _codes_untrimmed(t: pa.Table, cfg: IngestConfig) -> np.ndarray:
+    """``_codes`` of rows whose url and caption were not trimmed yet, trimming only where it can matter.
+
+    Trimming never turns an invalid row valid except where the untrimmed check already fails (a padded
+    URL, a padded over-long value), and turns a valid one invalid only for an all-whitespace caption: so
+    the untrimmed codes are exact except on those rows, which are checked again trimmed."""
+    codes = _codes(t["url"], t["caption"], cfg)
+    blank = pc.fill_null(pc.utf8_is_space(t["caption"]), False).to_numpy(zero_copy_only=False)
+    again = np.flatnonzero((codes != 0) | blank)
+    if again.size:
+        sub = _trimmed(t.select(["url", "caption"]).take(pa.array(again)))
+        codes[again] = _codes(sub["url"], sub["caption"], cfg)
     return codes
 
 
@@ -123,25 +145,32 @@ class _Pass:
         )  # fmt: skip
 
     def split(self, batch: RawBatch) -> tuple[pa.Table, pa.Table]:
-        """(valid rows, rejected rows as ``REJECT_SCHEMA``) of one batch; the ingest counts updated."""
-        t = batch.table
-        t = t.set_column(t.schema.get_field_index("url"), "url", pc.utf8_trim_whitespace(t["url"]))
-        t = t.set_column(
-            t.schema.get_field_index("caption"), "caption", pc.utf8_trim_whitespace(t["caption"])
-        )
+        """(valid rows, rejected rows as ``REJECT_SCHEMA``) of one batch; the ingest counts updated.
+
+        The adapter's ``others`` (rows its early keyword filter left out, key/url/caption only) are
+        validated and counted like the rest; only their rejects are kept."""
+        t, o = _trimmed(batch.table), batch.others  # others are only counted: trimmed where it matters
         codes = _codes(t["url"], t["caption"], self.cfg)
+        o_codes = _codes_untrimmed(o, self.cfg) if o is not None else np.zeros(0, np.int8)
         ok = codes == 0
-        self.stats.n_in += len(batch.rejects) + t.num_rows
-        self.stats.n_out += int(ok.sum())
-        rejects = self.rejects(batch, t.filter(pa.array(~ok)), codes[~ok])
-        return t.filter(pa.array(ok)), rejects
+        self.stats.n_in += len(batch.rejects) + t.num_rows + len(o_codes)
+        self.stats.n_out += int(ok.sum()) + int((o_codes == 0).sum())
+        bad = t.select(["key", "url", "caption"]).filter(pa.array(~ok))
+        bad_codes = codes[~ok]
+        if o is not None and (o_codes != 0).any():
+            bad = pa.concat_tables([bad, _trimmed(o.filter(pa.array(o_codes != 0))).cast(bad.schema)])
+            bad_codes = np.concatenate([bad_codes, o_codes[o_codes != 0]])
+        return t.filter(pa.array(ok)), self.rejects(batch, bad, bad_codes)
 
 
-def iter_batches(source: SourceInput, path: str, piece: str = "") -> Iterator[RawBatch]:
-    """Batches of one input file (or one piece of it) through the source's adapter, options validated."""
+def iter_batches(
+    source: SourceInput, path: str, piece: str = "", keep: Keep | None = None
+) -> Iterator[RawBatch]:
+    """Batches of one input file (or one piece of it) through the source's adapter, options validated;
+    ``keep`` lets the adapter build the costly columns for the selected rows only (``RawBatch.others``)."""
     adapter = get_adapter(source.name)
     options = adapter.options_model(**source.options)
-    yield from adapter.read(path, options, piece or None)
+    yield from adapter.read(path, options, piece or None, keep)
 
 
 def ingest_file(
@@ -175,7 +204,7 @@ def ingest_file(
                 pq.ParquetWriter(stack.enter_context(atomic_path(paths.output)), SAMPLE_SCHEMA)
             )
         candidates = stack.enter_context(CandidateWriter(paths.candidates, matcher))
-        for batch in iter_batches(source, path, piece):
+        for batch in iter_batches(source, path, piece, None if cfg.keep_all_rows else matcher.mask):
             valid, rejects = state.split(batch)
             if rejects.num_rows:
                 rej.write_table(rejects)

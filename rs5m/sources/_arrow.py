@@ -11,12 +11,13 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from rs5m.sources._pieces import group_ranges, parse_piece
-from rs5m.sources.base import RAW_SCHEMA, RawBatch, RawReject, SourceFormatError
+from rs5m.sources.base import RAW_SCHEMA, Keep, RawBatch, RawReject, SourceFormatError
 
 INT32_MAX = 2**31 - 1
 _STRINGY = (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary)
@@ -201,6 +202,15 @@ def json_objects(fields: Sequence[tuple[str, pa.Array]], n: int) -> pa.Array:
     return pc.binary_join_element_wise(*parts, "")
 
 
+def _may_hold_nul(arr: pa.Array) -> bool:
+    """False when no value of a string array can hold a NUL: one pass over its data buffer (a NUL is rare,
+    and a per-row substring search costs ~10x the read of the column)."""
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)) or len(arr) == 0:
+        return pa.types.is_binary(arr.type)
+    data = arr.buffers()[2]
+    return data is not None and data.size > 0 and int(np.frombuffer(data, np.uint8).min()) == 0
+
+
 def assemble(
     path: str,
     offset: int,
@@ -211,12 +221,15 @@ def assemble(
     height: pa.Array,
     extras: Sequence[tuple[str, pa.Array]],
     pre_bad: dict[int, tuple[str, str]] | None = None,
+    keep: Keep | None = None,
 ) -> RawBatch:
     """Validate text and build one ``RawBatch``.
 
     Rows with invalid UTF-8 in url, caption, key or an extras column become ``bad_encoding``; a NUL in
     url/caption/key is ``malformed_row``; ``pre_bad`` adds rows the caller already rejected
-    (``{row: (reason, detail)}``). Locators are ``<file>:<0-based row in file>``.
+    (``{row: (reason, detail)}``). Locators are ``<file>:<0-based row in file>``. With ``keep``, only the
+    readable rows it selects get their extras JSON built (``RawBatch.others`` holds the rest, key, url
+    and caption only); every row is still checked, so the rejects are the same either way.
     """
     n = len(url)
     fname = os.path.basename(path)
@@ -237,18 +250,32 @@ def assemble(
     url, caption, key = clean("url", url), clean("caption", caption), clean("key", key)
     extras = [(k, clean(k, a)) for k, a in extras]
     for name, arr in [("url", url), ("caption", caption), ("key", key)]:
+        if not _may_hold_nul(arr):
+            continue
         has_nul = pc.fill_null(pc.match_substring(arr, "\x00"), False)
         if pc.any(has_nul).as_py():
             for i in pc.indices_nonzero(has_nul).to_pylist():
                 bad.setdefault(i, ("malformed_row", f"NUL character in {name}"))
     key = key.cast(pa.string())
-    table = pa.Table.from_arrays(
-        [key, url.cast(pa.string()), caption.cast(pa.string()), width, height, json_objects(extras, n)],
-        schema=RAW_SCHEMA,
-    )
+    url, caption = url.cast(pa.string()), caption.cast(pa.string())
+    good = np.ones(n, dtype=bool)
+    good[list(bad)] = False
     rejects: list[RawReject] = []
     if bad:
         keys = key.to_pylist()
         rejects = [RawReject(f"{fname}:{offset + i}", r, d, keys[i]) for i, (r, d) in sorted(bad.items())]
-        table = table.filter(pa.array([i not in bad for i in range(n)]))
-    return RawBatch(table, rejects)
+    others = None
+    if keep is not None:
+        chosen = good & pc.fill_null(keep(caption), False).to_numpy(zero_copy_only=False)
+        rest = pa.array(good & ~chosen)
+        others = pa.table({"key": key.filter(rest), "url": url.filter(rest), "caption": caption.filter(rest)})
+        good = chosen
+    rows = None if good.all() else pa.array(good)
+
+    def pick(arr: pa.Array) -> pa.Array:
+        return arr if rows is None else arr.filter(rows)
+
+    cols = [pick(key), pick(url), pick(caption), pick(width), pick(height)]
+    kept = int(good.sum())
+    cols.append(json_objects([(k, pick(a)) for k, a in extras], kept))
+    return RawBatch(pa.Table.from_arrays(cols, schema=RAW_SCHEMA), rejects, others)

@@ -28,7 +28,7 @@ from rs5m.sources._arrow import (
     to_int32,
     to_key,
 )
-from rs5m.sources.base import AdapterOptions, LayoutInfo, RawBatch, SourceFormatError, tried
+from rs5m.sources.base import AdapterOptions, Keep, LayoutInfo, RawBatch, SourceFormatError, tried
 
 Cols = tuple[str, ...]
 
@@ -183,7 +183,9 @@ class ParquetAdapter:
         self.resolve(path, pf, options)
         return row_group_pieces(pf, rows_per_piece)
 
-    def read(self, path: str, options: ParquetOptions, piece: str | None = None) -> Iterator[RawBatch]:
+    def read(
+        self, path: str, options: ParquetOptions, piece: str | None = None, keep: Keep | None = None
+    ) -> Iterator[RawBatch]:
         """Yield one ``RawBatch`` per parquet batch of ``options.batch_rows`` rows (of ``piece``)."""
         pf = open_parquet(path, options.read_buffer_bytes)
         r = self.resolve(path, pf, options)
@@ -199,6 +201,7 @@ class ParquetAdapter:
                 width=to_int32(b[width] if width else None, n),
                 height=to_int32(b[height] if height else None, n),
                 extras=[(k, b[c]) for k, c in r.extras] + self.more_extras(b, r, options),
+                keep=keep,
             )
 
     def more_extras(

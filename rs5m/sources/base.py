@@ -26,7 +26,7 @@ RedCaps annotation file) are parsed whole, one document at a time: JSON cannot b
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -57,12 +57,22 @@ class RawReject:
     key: str | None = None
 
 
+# A row filter on the caption column (the keyword mask): rows it rejects need no extras, width or height.
+Keep = Callable[[pa.Array], pa.Array]
+
+
 @dataclass
 class RawBatch:
-    """One chunk of an input file: parsed rows (``RAW_SCHEMA``) plus the rows rejected while parsing."""
+    """One chunk of an input file: parsed rows (``RAW_SCHEMA``) plus the rows rejected while parsing.
+
+    When ``read`` was given ``keep`` and honours it, ``table`` holds only the rows ``keep`` selected and
+    ``others`` the rest of the readable rows as ``key, url, caption`` only (so counts stay exact while the
+    costly columns are built for the few selected rows); otherwise ``others`` is ``None``.
+    """
 
     table: pa.Table
     rejects: list[RawReject] = field(default_factory=list)
+    others: pa.Table | None = None
 
 
 @dataclass(frozen=True)
@@ -100,10 +110,12 @@ class SourceAdapter(Protocol):
         """Piece specs covering the file, each about ``rows_per_piece`` rows; ``[""]`` if unsplittable."""
         ...
 
-    def read(self, path: str, options: Any, piece: str | None = None) -> Iterator[RawBatch]:
+    def read(
+        self, path: str, options: Any, piece: str | None = None, keep: Keep | None = None
+    ) -> Iterator[RawBatch]:
         """Yield batches for one input file (or one piece of it). Never raises for bad rows (they
         become ``RawReject``); raises ``SourceFormatError`` only when the whole file is not in the
-        expected format."""
+        expected format. ``keep``: an optional row filter an adapter may apply early (``RawBatch``)."""
         ...
 
 

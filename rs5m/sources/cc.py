@@ -30,7 +30,7 @@ from rs5m.sources._labels import LabelIndex, load_labels, tags_array
 from rs5m.sources._parquet import ParquetAdapter, ParquetLayout, ParquetOptions, Resolved, finder
 from rs5m.sources._text import RowBuffer, split_tsv
 from rs5m.sources._tsv import first_lines, lines_of, text_pieces
-from rs5m.sources.base import AdapterOptions, LayoutInfo, RawBatch, tried
+from rs5m.sources.base import AdapterOptions, Keep, LayoutInfo, RawBatch, tried
 
 _HEADERS = {"url": "url", "image_url": "url", "caption": "caption", "text": "caption"}
 _CC_PARQUET = (
@@ -127,12 +127,14 @@ class _CCAdapter(ParquetAdapter):
             return super().pieces(path, options, rows_per_piece)
         return text_pieces(path, rows_per_piece, int(tsv_layout(path, self.url_first)[2]))
 
-    def read(self, path: str, options: ParquetOptions, piece: str | None = None) -> Iterator[RawBatch]:
+    def read(
+        self, path: str, options: ParquetOptions, piece: str | None = None, keep: Keep | None = None
+    ) -> Iterator[RawBatch]:
         """Yield batches of ``options.batch_rows`` lines or parquet rows; bad lines become
         ``malformed_row`` or ``bad_encoding`` rejects located ``<file>:<line>``."""
         tags = self.labels(options)
         if sniff(path) == "parquet":
-            yield from super().read(path, options, piece)
+            yield from super().read(path, options, piece, keep)
         else:
             yield from _read_pairs(path, options, piece, self.url_first, tags)
 

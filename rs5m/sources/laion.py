@@ -50,7 +50,7 @@ from rs5m.sources._parquet import (
     finder,
 )
 from rs5m.sources._text import join_sentences
-from rs5m.sources.base import AdapterOptions, LayoutInfo, RawBatch, SourceFormatError, tried
+from rs5m.sources.base import AdapterOptions, Keep, LayoutInfo, RawBatch, SourceFormatError, tried
 
 _SCORES = (("similarity", "similarity"), ("punsafe", "punsafe"), ("pwatermark", "pwatermark"))
 _LAION_EXTRAS = (*_SCORES, ("nsfw", "NSFW"), ("license", "LICENSE"), ("hash", "hash"))
@@ -179,7 +179,9 @@ class LaionCocoAdapter:
         self._resolve(path, pf, options)
         return row_group_pieces(pf, rows_per_piece)
 
-    def read(self, path: str, options: LaionCocoOptions, piece: str | None = None) -> Iterator[RawBatch]:
+    def read(
+        self, path: str, options: LaionCocoOptions, piece: str | None = None, keep: Keep | None = None
+    ) -> Iterator[RawBatch]:
         """Yield one ``RawBatch`` per parquet batch (of ``piece``); ``SourceFormatError`` when the file is
         not parquet or lacks the url or the caption mode's column."""
         pf = open_parquet(path, options.read_buffer_bytes)
@@ -211,6 +213,7 @@ class LaionCocoAdapter:
                 height=to_int32(b[height] if height else None, n),
                 extras=[(k, b[c]) for k, c in r.extras] + [("caption_from", source)],
                 pre_bad=pre_bad,
+                keep=keep,
             )
 
     @staticmethod

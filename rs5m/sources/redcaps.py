@@ -22,7 +22,7 @@ from typing import IO, Any, ClassVar
 from rs5m.sources._files import iter_members, peek, sniff, zip_members
 from rs5m.sources._pieces import group_ranges, parse_piece
 from rs5m.sources._text import RowBuffer, load_json_document
-from rs5m.sources.base import AdapterOptions, LayoutInfo, RawBatch, SourceFormatError, tried
+from rs5m.sources.base import AdapterOptions, Keep, LayoutInfo, RawBatch, SourceFormatError, tried
 
 _EXTRAS = ("subreddit", "created_utc", "score", "permalink")
 _MEMBERS = "*.json"
@@ -78,7 +78,9 @@ class RedcapsAdapter:
         ranges = group_ranges(sizes, rows_per_piece * _ROW_BYTES)
         return [""] if len(ranges) <= 1 else [f"members:{a}-{b}" for a, b in ranges]
 
-    def read(self, path: str, options: RedcapsOptions, piece: str | None = None) -> Iterator[RawBatch]:
+    def read(
+        self, path: str, options: RedcapsOptions, piece: str | None = None, keep: Keep | None = None
+    ) -> Iterator[RawBatch]:
         """Yield batches of ``options.batch_rows`` annotations (of the file, or of one piece)."""
         if sniff(path) != "zip":
             parse_piece(piece, path, ())

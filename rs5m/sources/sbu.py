@@ -16,7 +16,7 @@ from typing import ClassVar
 from rs5m.sources._files import peek
 from rs5m.sources._pieces import parse_piece
 from rs5m.sources._text import RowBuffer, load_json_document
-from rs5m.sources.base import AdapterOptions, LayoutInfo, RawBatch, SourceFormatError, tried
+from rs5m.sources.base import AdapterOptions, Keep, LayoutInfo, RawBatch, SourceFormatError, tried
 
 
 class SbuOptions(AdapterOptions):
@@ -42,7 +42,9 @@ class SbuAdapter:
         """One piece: a JSON document cannot be split."""
         return [""]
 
-    def read(self, path: str, options: SbuOptions, piece: str | None = None) -> Iterator[RawBatch]:
+    def read(
+        self, path: str, options: SbuOptions, piece: str | None = None, keep: Keep | None = None
+    ) -> Iterator[RawBatch]:
         """Yield batches of ``options.batch_rows`` rows, located ``<json file>:<index>``."""
         parse_piece(piece, path, ())
         name, doc = load_json_document(path)

@@ -26,7 +26,7 @@ from pydantic import Field
 from rs5m.sources._files import peek
 from rs5m.sources._pieces import parse_piece
 from rs5m.sources._text import RowBuffer, as_int, join_sentences, load_json_document
-from rs5m.sources.base import AdapterOptions, LayoutInfo, RawBatch, SourceFormatError, tried
+from rs5m.sources.base import AdapterOptions, Keep, LayoutInfo, RawBatch, SourceFormatError, tried
 
 
 class VgOptions(AdapterOptions):
@@ -93,7 +93,9 @@ class VgAdapter:
         """One piece: a JSON document cannot be split."""
         return [""]
 
-    def read(self, path: str, options: VgOptions, piece: str | None = None) -> Iterator[RawBatch]:
+    def read(
+        self, path: str, options: VgOptions, piece: str | None = None, keep: Keep | None = None
+    ) -> Iterator[RawBatch]:
         """Yield batches of ``options.batch_rows`` images, located ``<json file>:<index>``; entries
         that are not objects or lack an integer id are ``malformed_row``."""
         parse_piece(piece, path, ())

@@ -30,7 +30,7 @@ from pydantic import Field
 from rs5m.sources._files import open_binary
 from rs5m.sources._text import RowBuffer, as_int, split_tsv
 from rs5m.sources._tsv import first_lines, lines_of, text_pieces
-from rs5m.sources.base import AdapterOptions, LayoutInfo, RawBatch, SourceFormatError
+from rs5m.sources.base import AdapterOptions, Keep, LayoutInfo, RawBatch, SourceFormatError
 
 WIT_COLUMNS = (
     "language",
@@ -101,7 +101,9 @@ class WitAdapter:
         """``bytes:`` ranges of a plain TSV (the header stays in the first); ``[""]`` when gzipped."""
         return text_pieces(path, rows_per_piece, header_lines=1)
 
-    def read(self, path: str, options: WitOptions, piece: str | None = None) -> Iterator[RawBatch]:
+    def read(
+        self, path: str, options: WitOptions, piece: str | None = None, keep: Keep | None = None
+    ) -> Iterator[RawBatch]:
         """Yield batches of ``options.batch_rows`` lines (of ``piece``). Raises ``SourceFormatError``
         when the header lacks ``language``, ``image_url`` or a configured caption column."""
         buf = RowBuffer(path, options.batch_rows)

@@ -34,7 +34,7 @@ from rs5m.sources._text import RowBuffer, as_float, join_sentences
 from rs5m.sources._tsv import first_lines, lines_of, text_pieces
 from rs5m.sources._yfcc_sqlite import YFCC_FIELDS, SqliteTable
 from rs5m.sources._yfcc_subset import in_subset, load_subset
-from rs5m.sources.base import AdapterOptions, LayoutInfo, RawBatch, tried
+from rs5m.sources.base import AdapterOptions, Keep, LayoutInfo, RawBatch, tried
 
 _I = {name: i for i, name in enumerate(YFCC_FIELDS)}
 NOT_AN_IMAGE = "not_an_image"  # proposed Reason code: YFCC100M videos
@@ -105,7 +105,9 @@ class YfccAdapter:
             raise tried(path, "YFCC100M metadata", _LAYOUTS, f"it is a {kind} file")
         return text_pieces(path, rows_per_piece)
 
-    def read(self, path: str, options: YfccOptions, piece: str | None = None) -> Iterator[RawBatch]:
+    def read(
+        self, path: str, options: YfccOptions, piece: str | None = None, keep: Keep | None = None
+    ) -> Iterator[RawBatch]:
         """Yield one batch per ``options.batch_rows`` rows; rows outside the subset are
         ``not_in_subset`` rejects keyed by photoid."""
         kind = sniff(path)

@@ -20,7 +20,9 @@ class FakeAdapter:
     options_model = AdapterOptions
     calls = 0
 
-    def read(self, path: str, options: AdapterOptions) -> Iterator[RawBatch]:
+    def read(
+        self, path: str, options: AdapterOptions, piece: str | None = None, keep=None
+    ) -> Iterator[RawBatch]:
         FakeAdapter.calls += 1
         yield RawBatch(
             raw_table(
@@ -84,7 +86,7 @@ def test_ingest_resumes_from_stats_file(tmp_path: Path, fake: FakeAdapter) -> No
 
 def test_failed_ingest_leaves_no_done_marker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     class Broken(FakeAdapter):
-        def read(self, path: str, options: AdapterOptions) -> Iterator[RawBatch]:
+        def read(self, path: str, options: AdapterOptions, piece=None, keep=None) -> Iterator[RawBatch]:
             yield from super().read(path, options)
             raise OSError("disk gone")
 
