@@ -202,9 +202,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     for nodes in (1, 10):
         minutes = 3.7e9 / (per_core * 16 * nodes) / 60
-        print(
-            f"projection, 3.7 B rows on {nodes} x 16 cores: {minutes:.1f} min, {3.7e9 * written / rows / 1e9:.1f} GB"
-        )
+        gb = 3.7e9 * written / rows / 1e9
+        print(f"projection, 3.7 B rows on {nodes} x 16 cores: {minutes:.1f} min, {gb:.1f} GB written")
 
 
 if __name__ == "__main__":
