@@ -105,7 +105,7 @@ def run_partition_stages(
             batch = futures[future]
             progress[i].advance(len(batch))
             if i + 1 < len(groups):
-                following[submit_segment(groups[i + 1], cfg, batch)] = batch
+                following[submit_segment(groups[i + 1], cfg, batch, priority=i + 1)] = batch
         futures = following
     return results
 

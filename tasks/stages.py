@@ -77,17 +77,22 @@ BARRIER_TASKS: dict[tuple[str, str], Task] = {
 }
 
 
-def placement(stage: Stage, cfg: BuildConfig) -> contextlib.AbstractContextManager:
-    """Dask annotations for submitting ``stage``'s tasks: GPU workers when its config says so."""
-    if stage.gpu is None:
-        return contextlib.nullcontext()
-    resources = gpu_resources(operator.attrgetter(stage.gpu)(cfg))
-    return dask.annotate(resources=resources) if resources else contextlib.nullcontext()
+def placement(stage: Stage, cfg: BuildConfig, priority: int = 0) -> contextlib.AbstractContextManager:
+    """Dask annotations for submitting ``stage``'s tasks: GPU workers when its config says so, and a
+    ``priority`` (later segments of a partition chain higher, so a batch's scoring does not wait behind
+    every remaining download)."""
+    resources = gpu_resources(operator.attrgetter(stage.gpu)(cfg)) if stage.gpu else None
+    annotations: dict[str, Any] = {"priority": priority} if priority else {}
+    if resources:
+        annotations["resources"] = resources
+    return dask.annotate(**annotations) if annotations else contextlib.nullcontext()
 
 
-def submit_segment(stages: Sequence[Stage], cfg: BuildConfig, parts: list[tuple[str, str]]) -> PrefectFuture:
+def submit_segment(
+    stages: Sequence[Stage], cfg: BuildConfig, parts: list[tuple[str, str]], priority: int = 0
+) -> PrefectFuture:
     """Submit consecutive partition stages over one batch of partitions as one task (call from a flow)."""
-    with placement(stages[0], cfg):
+    with placement(stages[0], cfg, priority):
         names = [s.name.value for s in stages]
         return _segment_task(tuple(stages)).submit(names, stages[0].subset, cfg, parts)
 

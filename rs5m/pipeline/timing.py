@@ -2,8 +2,9 @@
 
 ``timed(stage, layout, source, partition, fn)`` runs a partition stage; when the partition was not done
 before (no done marker), it writes ``<stage>/_timing/<source>/<partition>.json`` with the wall and CPU
-seconds, the rows in and out and the host. A reused partition writes nothing, so a rerun never turns
-real timings into near-zero ones. ``actual_rates`` sums them per stage for the forecast-vs-actual table.
+seconds, start and end (epoch seconds: a timeline), the rows in and out and the host. A reused partition
+writes nothing, so a rerun never turns real timings into near-zero ones. ``actual_rates`` sums them per
+stage for the forecast-vs-actual table; ``timeline`` lists them in start order.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def timed(
 ) -> PartitionStats:
     """Run ``fn`` (one partition of ``stage``); record its timing when it did the work."""
     fresh = not layout.stats(stage, source, partition).exists()
-    wall, cpu = time.perf_counter(), time.process_time()
+    started, wall, cpu = time.time(), time.perf_counter(), time.process_time()
     stats = fn()
     if fresh:
         own = PartitionStats.read(layout.stats(stage, source, partition))  # the stage's own counts
@@ -40,6 +41,7 @@ def timed(
             "stage": stage.value, "source": source, "partition": partition, "n_in": own.n_in,
             "n_out": own.n_out, "wall_s": round(time.perf_counter() - wall, 4),
             "cpu_s": round(time.process_time() - cpu, 4), "host": socket.gethostname(),
+            "start": round(started, 3), "end": round(time.time(), 3),
         }  # fmt: skip
         write_json(layout.side(stage, "timing", source, partition, ".json"), record)
     return stats
@@ -57,3 +59,11 @@ def actual_rates(layout: VersionLayout) -> dict[str, dict[str, float]]:
         out[label] = {"work": work, "wall_s": wall, "cpu_s": sum(r["cpu_s"] for r in recs),
                       "rate": work / wall if wall else 0.0, "partitions": len(recs)}  # fmt: skip
     return out
+
+
+def timeline(layout: VersionLayout) -> list[dict]:
+    """Every timing record of the version (each partition of each stage that did work), by start time."""
+    recs = [
+        json.loads(p.read_text(encoding="utf-8")) for s in LABELS for p in layout.sides(s, "timing", ".json")
+    ]
+    return sorted(recs, key=lambda r: r.get("start", 0))
