@@ -10,6 +10,7 @@ orchestration cost per partition stays small with thousands of them (``DaskConfi
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -18,6 +19,9 @@ from uuid import UUID
 from prefect import get_run_logger
 from prefect.artifacts import ProgressArtifact, update_progress_artifact
 from prefect.futures import PrefectFuture, as_completed
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+from rich.progress import Progress as RichProgress
 
 from rs5m.config import BuildConfig
 from rs5m.pipeline.registry import Stage
@@ -44,12 +48,41 @@ def segments(stages: Sequence[Stage]) -> list[list[Stage]]:
     return out
 
 
+_BAR: RichProgress | None = None
+
+
+def _terminal_bar() -> RichProgress | None:
+    """One live terminal progress display for the process when ``RS5M_PROGRESS=bar`` (``rs5m build`` sets it
+    on a terminal); bars with rate and ETA, one per segment."""
+    global _BAR
+    if os.environ.get("RS5M_PROGRESS") != "bar":
+        return None
+    if _BAR is None:
+        _BAR = RichProgress(
+            TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TextColumn("partitions"),
+            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=Console(stderr=True),
+        )  # fmt: skip
+        _BAR.start()
+    return _BAR
+
+
+def stop_terminal_bar() -> None:
+    """Stop the live terminal display (the CLI calls it when the build returns)."""
+    global _BAR
+    if _BAR is not None:
+        _BAR.stop()
+        _BAR = None
+
+
 class Progress:
-    """Per segment: a log line every ~10 % and a progress artifact on ``flow_run_id`` (the build's run)."""
+    """Per segment: a log line every ~10 %, a progress artifact on ``flow_run_id`` (the build's run) and,
+    on a terminal (``RS5M_PROGRESS=bar``), a live bar with rate and ETA."""
 
     def __init__(self, label: str, total: int, cfg: BuildConfig, flow_run_id: UUID | None) -> None:
         self.label, self.total, self.done, self.start = label, total, 0, time.monotonic()
         self.step = max(1, total // 10)
+        self.bar = _terminal_bar()
+        self.bar_id = self.bar.add_task(label, total=total, rate="") if self.bar is not None else None
         key = artifact_key(f"progress-{cfg.version}-{label}")
         art = ProgressArtifact(
             key=key, progress=0.0, description=f"{label}: partitions done, version {cfg.version}"
@@ -63,8 +96,10 @@ class Progress:
         self.done += n
         if self.artifact_id is not None:
             update_progress_artifact(self.artifact_id, 100.0 * self.done / self.total)
+        rate = self.done / max(time.monotonic() - self.start, 1e-9)
+        if self.bar is not None:
+            self.bar.update(self.bar_id, completed=self.done, rate=f"{rate:.2f}/s")
         if self.done == self.total or self.done // self.step != (self.done - n) // self.step:
-            rate = self.done / max(time.monotonic() - self.start, 1e-9)
             eta = (self.total - self.done) / rate if rate else float("inf")
             get_run_logger().info(
                 "%s: %d/%d partitions done (%.2f/s, ~%.0f s left)",

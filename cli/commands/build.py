@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -87,5 +88,11 @@ def _run_flow(args: argparse.Namespace, root: str, version: str) -> list[dict]:
         base_version=args.base_version,
         wait_lock=args.wait_lock,
     )
-    with local_api():
-        return flows.build_rs5m(params)
+    if sys.stderr.isatty():
+        os.environ.setdefault("RS5M_PROGRESS", "bar")  # live bars with rate and ETA per stage
+    compose = importlib.import_module("flows._compose")
+    try:
+        with local_api():
+            return flows.build_rs5m(params)
+    finally:
+        compose.stop_terminal_bar()
