@@ -15,7 +15,7 @@ def _cfg(**dask: object) -> BuildConfig:
 def test_batches_auto_and_fixed() -> None:
     parts = [("cc12m", f"p{i}") for i in range(100)]
     auto = batches(parts, _cfg(n_workers=4))  # ~4 tasks per worker
-    assert len(auto) == 16 and sum(len(b) for b in auto) == 100 and auto[0][0] == ("cc12m", "p0")
+    assert {len(b) for b in auto[:-1]} == {7} and sum(len(b) for b in auto) == 100  # ceil(100 / 16) each
     assert [len(b) for b in batches(parts, _cfg(partitions_per_task=30))] == [30, 30, 30, 10]
     assert batches(parts[:3], _cfg(n_workers=8)) == [[p] for p in parts[:3]]
 
