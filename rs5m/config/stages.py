@@ -115,6 +115,9 @@ class EmbeddingIndexConfig(BaseModel):
     cell_rows: int = Field(default=512, ge=8, le=1_000_000, description="mean rows per inverted-file cell")
     nprobe: int = Field(default=4, ge=1, le=64, description="cells each row is compared in")
     coarse_probe: int = Field(default=3, ge=1, le=64, description="top-level cells scored per row")
+    probe_margin: float = Field(
+        default=1.0, ge=0, le=2, description="probe only cells within this cosine of the row's best"
+    )
     train_rows: int = Field(default=262_144, ge=1_000, description="sample size for k-means")
     kmeans_iters: int = Field(default=10, ge=1, le=100)
     chunk_rows: int = Field(default=65_536, ge=256, description="rows per assignment and query block")

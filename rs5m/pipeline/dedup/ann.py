@@ -89,17 +89,26 @@ class TwoLevelQuantizer:
     fine_start: np.ndarray
     nprobe: int
     coarse_probe: int
+    margin: float
 
     def assign(self, q: np.ndarray) -> np.ndarray:
-        """``[m, nprobe]`` best fine cells per row (best first), scored within its best top cells."""
+        """``[m, nprobe]`` fine cells per row, best first, -1 past the last probed one.
+
+        A cell is probed when its centroid is within ``margin`` (cosine) of the row's best one, at both
+        levels: a near duplicate's similarity to any centroid differs from its original's by little, so
+        only rows near a border need a second look.
+        """
         m = len(q)
-        top = _top(q @ self.coarse.T, self.coarse_probe)
+        coarse_sims = q @ self.coarse.T
+        top = _top(coarse_sims, self.coarse_probe)
+        near = np.take_along_axis(coarse_sims, top, 1) >= coarse_sims.max(1, keepdims=True) - self.margin
         width = int(np.diff(self.fine_start).max())
         sims = np.full((m, self.coarse_probe * width), -np.inf, dtype=np.float32)
         ids = np.zeros_like(sims, dtype=np.int64)
         for slot in range(self.coarse_probe):
-            order = np.argsort(top[:, slot], kind="stable")
-            bounds = np.searchsorted(top[order, slot], np.arange(len(self.coarse) + 1))
+            cell = np.where(near[:, slot], top[:, slot], len(self.coarse))
+            order = np.argsort(cell, kind="stable")
+            bounds = np.searchsorted(cell[order], np.arange(len(self.coarse) + 1))
             for c in range(len(self.coarse)):
                 rows = order[bounds[c] : bounds[c + 1]]
                 if not len(rows):
@@ -110,7 +119,8 @@ class TwoLevelQuantizer:
                 ids[rows, cols] = np.arange(lo, hi)
         best = _top(sims, min(self.nprobe, sims.shape[1]))
         out = np.take_along_axis(ids, best, 1)
-        out[np.take_along_axis(sims, best, 1) == -np.inf] = -1  # fewer fine cells than probes
+        chosen = np.take_along_axis(sims, best, 1)
+        out[(chosen == -np.inf) | (chosen < chosen[:, :1] - self.margin)] = -1
         return out
 
 
@@ -144,7 +154,9 @@ def train_quantizer(
         fine.append(cents)
         start.append(start[-1] + len(cents))
     fine_all = _f32(np.concatenate(fine))
-    return TwoLevelQuantizer(coarse, fine_all, np.asarray(start), plan.nprobe, plan.coarse_probe)
+    return TwoLevelQuantizer(
+        coarse, fine_all, np.asarray(start), plan.nprobe, plan.coarse_probe, cfg.probe_margin
+    )
 
 
 def _knn_fn(cfg: EmbeddingIndexConfig):
