@@ -10,6 +10,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from rs5m.config import BuildConfig
 from rs5m.core import version as build
 from rs5m.lineage import store as lineage
+from rs5m.lineage.compare import DEFAULT_FLAG_POINTS, compare_funnel, flagged
 from rs5m.lineage.report import funnel_chart
 from tasks._common import artifact_key
 
@@ -40,5 +41,19 @@ def publish_funnel(cfg: BuildConfig) -> list[dict]:
         f"**Config hash** `{cfg.config_hash()}`\n\n![PUB11 funnel](data:image/png;base64,{png})\n\n"
         f"Chart file: `{chart.resolve()}`",
         description=f"Version {cfg.version}: where it is, its config hash and the funnel chart",
+    )
+    return rows
+
+
+@task(name="publish-funnel-comparison")
+def publish_funnel_comparison(cfg: BuildConfig, flag_points: float = DEFAULT_FLAG_POINTS) -> list[dict]:
+    """Publish the version's stage rates beside RS5M's as a table artifact; return the comparison rows."""
+    with lineage.connect(build.lineage_db(cfg), read_only=True) as con:
+        rows = compare_funnel(lineage.funnel_rows(con, cfg.version), flag_points)
+    create_table_artifact(
+        key=artifact_key(f"funnel-vs-rs5m-{cfg.version}"),
+        table=rows,
+        description=f"PUB11 stage rates of version {cfg.version} beside RS5M's published ones: "
+        f"{len(flagged(rows))} differ by more than {flag_points:g} points (Flag !)",
     )
     return rows
