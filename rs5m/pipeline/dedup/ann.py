@@ -13,11 +13,14 @@ Contract of ``self_knn(x, k, threshold, cfg)``:
 
 Why list by list and not ``IndexIVF.search``: searching query by query streams every probed list once per
 query, memory-bound; taking each cell in turn and matching all rows that probe it against the rows living
-in it is one dense BLAS product per cell (the strategy of ``faiss.contrib.big_batch_search``), measured
-faster here (docs/benchmarks.md). That contrib function needs the queries as a separate float32 array
-(10 GB at 5 M x 512), so the cells are gathered here from the one float16 array. A near duplicate sits
-close to its original, so both land in each other's probed cells unless they straddle several cell
-borders; recall against brute force is measured in tests and in bench/dedup.py.
+in it is one dense BLAS product per cell (the strategy of ``faiss.contrib.big_batch_search``). Tried
+first here (docs/benchmarks.md): ``IndexIVFScalarQuantizer`` (float16 codes, HNSW coarse quantizer, 2,048
+lists, nprobe 4) took 89 s to add 500 k rows and ~175 s to search them all, more than this whole join at
+200 k rows (other loads on the machine: an indication, not a controlled comparison). The contrib function
+needs the queries as a separate float32 array (10 GB at 5 M x 512), so the cells are gathered here from
+the one float16 array. A near duplicate sits close to its original, so both mostly land in each other's
+probed cells; recall against brute force is measured in tests and in bench/dedup.py. Probing several top
+cells (``coarse_probe``) matters most: rows split at the top level are otherwise never compared.
 """
 
 from __future__ import annotations
