@@ -181,6 +181,9 @@ def test_ivf_recall_against_exact_and_no_false_pairs() -> None:
     assert found <= truth  # similarities are exact: the index only ever misses, never invents
     assert (approx.sim >= 0.96).all() and (approx.i != approx.j).all()
     assert np.nanmax(approx.nn_sim) <= 1.001
+    active = np.arange(0, 6000, 2)  # rows left out are never compared, indices stay rows of x
+    half = self_knn(x, 5, 0.96, ivf_cfg, active=active)
+    assert np.isin(np.concatenate([half.i, half.j]), active).all() and np.isnan(half.nn_sim[1::2]).all()
 
 
 def test_plan_switches_to_ivf_above_the_exact_limit() -> None:
