@@ -243,7 +243,10 @@ def _whu_md(w: dict) -> list[str]:
     ]
     tail = (
         f"Originals of different images put in one component by the random model: "
-        f"{w['originals_sharing_a_component']} of {w['images']} ({w['seconds']} s in all)."
+        f"{w['originals_sharing_a_component']} of {w['images']} ({w['seconds']} s in all): a random network "
+        "maps every picture close to one direction, so the component shares above are no evidence at this "
+        "threshold; the threshold-free last column (the copy's nearest row is its own picture) is the "
+        "informative one for this model. pHash finds re-encodes and resizes, not crops or flips."
     )
     header = "| edit | pHash | embedding (component) | embedding nearest neighbour is the same image |"
     return [head, "", header, "|---|---|---|---|", *rows, "", tail]
@@ -266,7 +269,7 @@ def markdown(res: dict) -> str:
         lines += ["", *_synthetic_md(res["synthetic"])]
     if res.get("whu"):
         lines += ["", *_whu_md(res["whu"])]
-    lines += ["", "Notes:", "", *NOTES]
+    lines += ["", "Notes:", "", *res.get("remarks", []), *NOTES]
     return "\n".join(lines) + "\n"
 
 
@@ -274,7 +277,7 @@ NOTES = [
     "- Synthetic rows are `normalise(a*mu + b*topic + c*noise)` with a^2 = 0.45, b^2 = 0.35, c^2 = 0.2 "
     "(unrelated rows near cosine 0.45, as CLIP image embeddings share one direction) and copies moved in a "
     "random direction; isotropic noise is a hard case for k-means cells (their borders are close to every "
-    "row), so recall on real embeddings, which cluster more, is expected to be no worse — not measured.",
+    "row), recall on real embeddings, which cluster more, may differ either way — not measured.",
     "- Index defaults (cells of 512 rows, nprobe 4, coarse_probe 3) came from runs at 100 k-200 k rows of "
     "this data (recall vs brute force on 20 k rows): coarse_probe 1, 0.87-0.90 whatever nprobe; "
     "coarse_probe 2, ~0.98; coarse_probe 3, 0.986-0.993; cost ~nprobe x 512 x dim multiply-adds a row.",
