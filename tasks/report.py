@@ -11,6 +11,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from rs5m.config import BuildConfig
 from rs5m.core import version as build
 from rs5m.lineage import store as lineage
+from rs5m.lineage.compare import DEFAULT_FLAG_POINTS, compare_funnel, flagged
 from rs5m.lineage.report import funnel_chart
 from rs5m.pipeline import forecast
 from rs5m.pipeline.timing import actual_rates
@@ -60,4 +61,17 @@ def publish_forecast(cfg: BuildConfig) -> list[dict]:
         description=f"Forecast (rates.yaml) vs actual per stage, version {cfg.version}: actual hours sum the "
         "partitions (one worker's time); forecast hours divide by the planned workers",
     )  # fmt: skip
+
+
+@task(name="publish-funnel-comparison")
+def publish_funnel_comparison(cfg: BuildConfig, flag_points: float = DEFAULT_FLAG_POINTS) -> list[dict]:
+    """Publish the version's stage rates beside RS5M's as a table artifact; return the comparison rows."""
+    with lineage.connect(build.lineage_db(cfg), read_only=True) as con:
+        rows = compare_funnel(lineage.funnel_rows(con, cfg.version), flag_points)
+    create_table_artifact(
+        key=artifact_key(f"funnel-vs-rs5m-{cfg.version}"),
+        table=rows,
+        description=f"PUB11 stage rates of version {cfg.version} beside RS5M's published ones: "
+        f"{len(flagged(rows))} differ by more than {flag_points:g} points (Flag !)",
+    )
     return rows

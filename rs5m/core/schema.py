@@ -137,6 +137,7 @@ class Reason(StrEnum):
     URL_DUPLICATE = "url_duplicate"
     CONTENT_DUPLICATE = "content_duplicate"
     NEAR_DUPLICATE = "near_duplicate"
+    SEMANTIC_DUPLICATE = "semantic_duplicate"  # image embeddings within the cosine threshold (k-NN)
     # outlier
     OUTLIER_VLM = "outlier_vlm"  # s_vlm under the pooled quantile
     OUTLIER_RS = "outlier_rs"  # c_rs (RS detector) under the pooled quantile
