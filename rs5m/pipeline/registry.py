@@ -94,7 +94,8 @@ PUB11: tuple[Stage, ...] = (
     ),  # fmt: skip
     # scores are columns: every valid image is scored as soon as its partition is valid (GPU workers),
     # and the decision pools the dedup-kept rows only (RS5M's quantiles are over the post-dedup pool)
-    Stage(StageName.DEDUP, "barrier", "pub11", ("dedup",), "rs5m.pipeline.dedup.stage:run"),
+    # dedup can link images by the scoring stage's embeddings (dedup.method), so it depends on scoring too
+    Stage(StageName.DEDUP, "barrier", "pub11", ("dedup", "scoring"), "rs5m.pipeline.dedup.stage:run"),
     Stage(StageName.OUTLIER, "barrier", "pub11", ("outlier",), "rs5m.pipeline.outlier.decision:run"),
     Stage(StageName.PACKAGE, "barrier", "pub11", ("package",), "rs5m.pipeline.package.pub11:run", retries=0),
 )
