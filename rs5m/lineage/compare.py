@@ -1,7 +1,7 @@
 """A version's PUB11 funnel beside RS5M's published one, as stage rates in percent.
 
 Rates, each computed the same way for our rows (``rs5m.lineage.store.funnel_rows``) and RS5M's table
-(``rs5m_pub11.yaml`` in this package), with the denominators RS5M's table allows:
+(``rs5m/core/rs5m_pub11.yaml``, read through ``rs5m.core.published``), with the denominators RS5M's table allows:
 - ``hit rate``       = After Keyword Filtering / Amount (RS5M's Amount is rounded to 2 figures, e.g. 2.3B);
 - ``download yield`` = Download Image / After Keyword Filtering;
 - ``invalid``        = Invalid Image (Removed) / Download Image;
@@ -16,12 +16,9 @@ where it is beyond ``flag_points``.
 
 from __future__ import annotations
 
-from functools import cache
-from importlib import resources
 from typing import Any
 
-import yaml
-
+from rs5m.core.published import rs5m_table
 from rs5m.core.schema import DISPLAY_NAMES
 
 COUNT_COLUMNS = {
@@ -38,10 +35,8 @@ DEFAULT_FLAG_POINTS = 10.0
 COMPARE_COLUMNS = ["Name", "Rate", "Ours %", "RS5M %", "Diff (points)", "Flag"]
 
 
-@cache
 def _published() -> dict[str, Any]:
-    text = resources.files("rs5m.lineage").joinpath("rs5m_pub11.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    return rs5m_table()
 
 
 def rs5m_pub11() -> list[dict[str, Any]]:

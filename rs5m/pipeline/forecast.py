@@ -2,8 +2,8 @@
 
 ``count_rows`` sizes every planned input cheaply: parquet footers and SQLite rowid ranges are exact; plain
 and compressed text, and JSON documents, are estimated from a sample of the file (marked ``~``).
-``forecast`` turns those rows into expected keyword hits, URLs, images, disk and hours per stage with the
-rates of ``rates.yaml`` (RS5M's own funnel shares, and throughputs measured by the benchmarks). Actual
+``forecast`` turns those rows into expected keyword hits, URLs, images, disk and hours per stage with RS5M's
+own funnel shares (``rs5m.core.published``) and the throughputs of ``rates.yaml``. Actual
 per-partition timings are recorded by ``rs5m.pipeline.timing``; ``compare`` puts both side by side.
 """
 
@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from rs5m.config import BuildConfig
+from rs5m.core.published import funnel_shares
 from rs5m.pipeline.plan import InputFile, plan_inputs
 
 SAMPLE_BYTES = 1 << 20
@@ -127,7 +128,7 @@ def forecast(
         row["exact"] = row["exact"] and s.exact
         cpu_s += s.rows / rates["ingest_rows_per_cpu_s"][s.kind]
     for source, row in by_source.items():
-        f = rates["funnel"].get(source, rates["funnel"]["default"])
+        f = funnel_shares(source)
         row["hits"] = row["rows"] * f["hit"]
         row["downloaded"] = row["hits"] * f["download"]
         pool = row["downloaded"] * (1 - f["invalid"] - f["duplicate"])

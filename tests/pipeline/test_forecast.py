@@ -14,6 +14,7 @@ import pytest
 from cli.main import main
 from rs5m.config import BuildConfig, SourceInput
 from rs5m.core.layout import DataRoot
+from rs5m.core.published import funnel_shares
 from rs5m.core.schema import StageName
 from rs5m.core.stats import PartitionStats
 from rs5m.pipeline import forecast
@@ -47,7 +48,7 @@ def test_forecast_arithmetic_follows_the_rates(tmp_path: Path) -> None:
     rates = forecast.load_rates()
     sizes = forecast.count_rows(_inputs(tmp_path))
     fc = forecast.forecast(sizes, rates, workers=4, gpus=0)
-    laion, f = fc["sources"]["laion2b"], rates["funnel"]["laion2b"]
+    laion, f = fc["sources"]["laion2b"], funnel_shares("laion2b")
     assert laion["hits"] == pytest.approx(1000 * f["hit"])
     pool = laion["hits"] * f["download"] * (1 - f["invalid"] - f["duplicate"])
     assert laion["kept"] == pytest.approx(pool * (1 - f["outlier"]))
