@@ -1,7 +1,7 @@
 """A version's PUB11 funnel beside RS5M's published one, as stage rates in percent.
 
 Rates, each computed the same way for our rows (``rs5m.lineage.store.funnel_rows``) and RS5M's table
-(``rs5m/core/rs5m_pub11.yaml``, read through ``rs5m.core.published``), with the denominators RS5M's table allows:
+(``rs5m.core.published``), with the denominators RS5M's table allows:
 - ``hit rate``       = After Keyword Filtering / Amount (RS5M's Amount is rounded to 2 figures, e.g. 2.3B);
 - ``download yield`` = Download Image / After Keyword Filtering;
 - ``invalid``        = Invalid Image (Removed) / Download Image;
