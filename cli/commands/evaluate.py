@@ -84,6 +84,10 @@ def run(args: argparse.Namespace) -> int:
         write_demo_eval_data(args.demo, args.real_data)
         config = args.demo / "eval.yaml"
     cfg = load_eval_config(config, **_overrides(args))
+    if cfg.demo_data and cfg.missing_paths():  # the sample config generates its demo sets on demand
+        from rs5m.ml.evaluation.fixtures import write_demo_eval_data
+
+        write_demo_eval_data(Path(cfg.demo_data))
     report = run_evaluation(cfg)
     print(table_markdown(report["table"], drop_empty=True), end="")
     for kind, path in report["files"].items():

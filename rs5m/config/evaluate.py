@@ -112,6 +112,11 @@ class EvalConfig(ConfigModel):
     cache_dir: PathStr | None = None
     use_cache: bool = True
     compare_published: bool = True
+    demo_data: PathStr | None = Field(
+        default=None,
+        description="write the generated demo datasets (`rs5m evaluate --demo`) into this folder first "
+        "when they are missing: sample runs work from a fresh clone",
+    )
 
     @model_validator(mode="after")
     def _some_task(self) -> EvalConfig:
@@ -123,12 +128,20 @@ class EvalConfig(ConfigModel):
             raise ValueError(f"dataset names must be unique, repeated: {dup}")
         return self
 
+    def missing_paths(self) -> list[str]:
+        """The dataset files and folders this config names that do not exist (model files not included)."""
+        paths = [d.root for d in self.zeroshot]
+        for r in self.retrieval:
+            paths += [p for p in (r.images_dir, r.csv, r.captions_file, r.filenames_file) if p]
+        paths += [p for s in self.selo for p in (s.annotations, s.images_dir)]
+        return [p for p in paths if not Path(p).exists()]
+
     def resolved_cache_dir(self) -> Path:
         """Embedding cache folder (``cache_dir`` or ``<output_dir>/cache``)."""
         return Path(self.cache_dir) if self.cache_dir else Path(self.output_dir) / "cache"
 
 
-MODEL_OVERRIDES = ("name", "pretrained", "checkpoint", "precision", "label", "quick_gelu")
+MODEL_OVERRIDES = ("name", "pretrained", "checkpoint", "precision", "label", "quick_gelu", "image_norm")
 
 
 def load_eval_config(path: str | os.PathLike[str], **overrides: Any) -> EvalConfig:
