@@ -29,7 +29,8 @@ from tasks.scoring import publish_outlier_grid
 
 WEEK_S = 7 * 24 * 3600
 Seconds = Annotated[float, Field(ge=0, le=WEEK_S)]
-Name = Annotated[str, Field(min_length=1, max_length=120)]
+Name = Annotated[str, Field(min_length=1, max_length=120)]  # a version or deployment name
+PathParam = Annotated[str, Field(min_length=1, max_length=4096)]
 
 
 def task_runner(cfg: DaskConfig) -> DaskTaskRunner:
@@ -52,14 +53,14 @@ def task_runner(cfg: DaskConfig) -> DaskTaskRunner:
 
 @flow(name="build-rs5m")
 def build_rs5m(
-    config: Name = "deployments/sample.yaml",
-    root: Name | None = None,
+    config: PathParam = "deployments/sample.yaml",
+    root: PathParam | None = None,
     version: Name | None = None,
-    dask_address: Name | None = None,
+    dask_address: PathParam | None = None,
     retry_failed: bool = False,
     base_version: Name | None = None,
     wait_lock: Seconds = 0,
-    handoff: list[Name] | None = None,
+    handoff: list[Annotated[str, Field(min_length=3, max_length=300)]] | None = None,
 ) -> list[dict]:
     """Build one dataset version and return its PUB11 funnel rows.
 

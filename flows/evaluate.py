@@ -15,7 +15,7 @@ from rs5m.config.evaluate import load_eval_config
 from rs5m.ml.evaluation.run import dataset_jobs
 from tasks.evaluate import evaluate_dataset, prepare_eval_data, publish_eval_table, write_eval_report
 
-Name = Annotated[str, Field(min_length=1, max_length=500)]
+Name = Annotated[str, Field(min_length=1, max_length=4096)]  # a name or a path
 
 
 @flow(name="evaluate-georsclip")

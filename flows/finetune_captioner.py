@@ -17,7 +17,7 @@ from pydantic import Field
 from rs5m.config.captioner import load_finetune_config
 from tasks.finetune_captioner import evaluate_task, finetune_task, publish_task
 
-Name = Annotated[str, Field(min_length=1, max_length=500)]
+Name = Annotated[str, Field(min_length=1, max_length=4096)]  # a name or a path
 
 
 @flow(name="finetune-captioner")

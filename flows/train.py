@@ -22,7 +22,7 @@ from rs5m.config.evaluate import load_eval_config
 from tasks.evaluate import prepare_eval_data
 from tasks.train import evaluation_config, publish_training, train_config, train_model
 
-Name = Annotated[str, Field(min_length=1, max_length=500)]
+Name = Annotated[str, Field(min_length=1, max_length=4096)]  # a name or a path
 
 
 @flow(name="train-georsclip")

@@ -18,7 +18,7 @@ from rs5m.config.detector import DetectorJob, load_detector_job
 from rs5m.ml.detector_train import write_generated_images
 from tasks.scoring import publish_detector_metrics, train_rs_detector
 
-Name = Annotated[str, Field(min_length=1, max_length=500)]
+Name = Annotated[str, Field(min_length=1, max_length=4096)]  # a name or a path
 
 
 @task(name="generate-images", task_run_name="generate-{look}")
