@@ -13,6 +13,7 @@ from typing import Annotated
 
 import dask
 from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
 from prefect_dask import DaskTaskRunner
 from pydantic import Field
 
@@ -23,7 +24,7 @@ from rs5m.core.version import lineage_db, refuse_retry_of_complete
 from rs5m.sample import sample_server
 from tasks.build import check_build, finish_version, load_lineage, prepare_version, seed_from_base
 from tasks.handoff import start_deployment
-from tasks.report import publish_funnel
+from tasks.report import publish_forecast, publish_funnel
 from tasks.rs3 import publish_rs3_funnel, report_geo
 from tasks.scoring import publish_outlier_grid
 
@@ -106,13 +107,14 @@ def _build(cfg: BuildConfig, base: str | None, retry_failed: bool, handoff: list
         if base:
             seed_from_base(cfg, base)
         with sample_server(cfg):
-            pipeline.with_options(task_runner=task_runner(cfg.dask))(cfg)
+            pipeline.with_options(task_runner=task_runner(cfg.dask))(cfg, report_to=flow_run.get_id())
     except BaseException:
         load_lineage(cfg)  # what finished is still counted, so the funnel shows how far it got
         finish_version(cfg, status="failed")
         raise
     load_lineage(cfg)
     rows = publish_funnel(cfg)
+    publish_forecast(cfg)
     sources = sorted({s.name for s in cfg.sources})
     publish_outlier_grid(str(cfg.version_dir()), sources, cfg.outlier, cfg.version)
     if cfg.rs3 is not None:

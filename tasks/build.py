@@ -10,24 +10,11 @@ from prefect import get_run_logger, task
 
 from rs5m.config import BuildConfig, load_build_config
 from rs5m.core import version as build
+from rs5m.core.io import write_json
 from rs5m.lineage import store as lineage
-from rs5m.pipeline import plan
+from rs5m.pipeline import forecast, ingest, plan
 from rs5m.pipeline.incremental import seed_version
-
-
-def check_inputs(cfg: BuildConfig) -> int:
-    """Raise ``FileNotFoundError`` naming every source whose files match nothing; return the partitions."""
-    problems, n = [], 0
-    for src in cfg.sources:
-        try:
-            n += len(plan.plan_inputs(cfg.model_copy(update={"sources": [src]})))
-        except FileNotFoundError as exc:
-            problems.append(str(exc))
-    if problems:
-        raise FileNotFoundError(
-            f"{len(problems)} of {len(cfg.sources)} sources have no input: " + "; ".join(problems)
-        )
-    return n
+from rs5m.pipeline.preflight import require_inputs
 
 
 def resolve_base(cfg: BuildConfig, base_version: str) -> str:
@@ -57,10 +44,11 @@ def resolve_base(cfg: BuildConfig, base_version: str) -> str:
 def check_build(
     config: str, root: str | None, version: str | None, dask_address: str | None, base_version: str | None
 ) -> tuple[BuildConfig, str | None, int]:
-    """Load and check everything a build needs before its version is created: the config, every source's
-    inputs, the base version. Return the config, the resolved base version and the partition count."""
+    """Load and check everything a build needs before its version is created: the config, its inputs (the
+    pre-flight of ``rs5m inputs check``: every problem, not the first), the base version. Return the
+    config, the resolved base version and the number of input files."""
     cfg = load_build_config(config, root=root, version=version, dask_address=dask_address)
-    n = check_inputs(cfg)
+    n = sum(len(s.files) for s in require_inputs(cfg).sources)
     base = resolve_base(cfg, base_version) if base_version else None
     if base == cfg.version:
         raise ValueError(f"base_version {base!r} is the version being built; name another one")
@@ -111,3 +99,20 @@ def finish_version(cfg: BuildConfig, status: str = "complete") -> None:
     if status == "complete":
         build.mark_complete(cfg)
     lineage.set_version_status(build.lineage_db(cfg), cfg.version, status, cfg.config_hash(), cfg.root)
+
+
+@task(name="check-source-yields")
+def check_source_yields(cfg: BuildConfig) -> list[str]:
+    """Fail the build when a whole source gave no valid row; log a warning per empty input."""
+    warnings = ingest.check_yields(cfg.layout(), cfg)
+    for line in warnings:
+        get_run_logger().warning("%s", line)
+    return warnings
+
+
+@task(name="forecast-build")
+def forecast_build(cfg: BuildConfig, gpus: int = 1) -> dict:
+    """Forecast the build from its inputs and save it in the version folder (compared with actuals later)."""
+    fc = forecast.forecast(forecast.count_rows(cfg), forecast.load_rates(), cfg.dask.n_workers, gpus)
+    write_json(cfg.layout().forecast_file, fc)
+    return fc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -11,6 +12,8 @@ from rs5m.config import BuildConfig
 from rs5m.core import version as build
 from rs5m.lineage import store as lineage
 from rs5m.lineage.report import funnel_chart
+from rs5m.pipeline import forecast
+from rs5m.pipeline.timing import actual_rates
 from tasks._common import artifact_key
 
 # Short headers: the UI gives each column its header's width, and the long names ran the table past the page.
@@ -62,4 +65,20 @@ def publish_funnel(cfg: BuildConfig) -> list[dict]:
         f"Chart file: `{chart.resolve()}`",
         description=f"Version {cfg.version}: where it is, its config hash and the funnel chart",
     )
+    return rows
+
+
+@task(name="publish-forecast")
+def publish_forecast(cfg: BuildConfig) -> list[dict]:
+    """Publish the build's forecast beside the stage timings it measured, as a table artifact."""
+    layout = cfg.layout()
+    if not layout.forecast_file.is_file():
+        return []
+    fc = json.loads(layout.forecast_file.read_text(encoding="utf-8"))
+    rows = forecast.stage_rows(fc, actual_rates(layout))
+    create_table_artifact(
+        key=artifact_key(f"forecast-{cfg.version}"), table=rows,
+        description=f"Forecast (rates.yaml) vs actual per stage, version {cfg.version}: actual hours sum the "
+        "partitions (one worker's time); forecast hours divide by the planned workers",
+    )  # fmt: skip
     return rows

@@ -1,4 +1,4 @@
-"""``rs5m funnel``: the PUB11 table (or removal reasons / keyword hits) of a dataset version."""
+"""``rs5m funnel``: the PUB11 table (or removal reasons, keyword hits, failing hosts) of a dataset version."""
 
 from __future__ import annotations
 
@@ -19,19 +19,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--reasons", action="store_true", help="removal reasons per source and stage")
     group.add_argument("--keywords", action="store_true", help="hit counts per keyword")
+    group.add_argument("--hosts", action="store_true", help="image hosts with the most failed downloads")
     group.add_argument("--rs3", action="store_true", help="the RS3 table (files read, captioned, failed)")
     group.add_argument("--geometa", action="store_true", help="PUB11 meta-caption and place-name coverage")
+    p.add_argument("--top", type=int, default=20, help="with --hosts: how many hosts (default 20)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the requested table from the lineage database (read-only)."""
+    rs3: list = []
     with lineage.connect(DataRoot.of(args.root).lineage_db, read_only=True) as con:
         version = args.version or lineage.latest_version(con)
         if args.reasons:
             rows = lineage.reason_rows(con, version)
         elif args.keywords:
             rows = lineage.keyword_rows(con, version)
+        elif args.hosts:
+            rows = lineage.host_rows(con, version, args.top)
         elif args.rs3:
             rows = rs3_funnel_rows(con, version)
         elif args.geometa:
@@ -42,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "table":
         print(f"version {version}")
     print(format_table(rows, args.format))
-    if args.format == "table" and not (args.reasons or args.keywords or args.rs3 or args.geometa) and rs3:
+    if rs3:  # only the plain table in table format sets it
         print(f"\nRS3, version {version}")
         print(format_table(rs3, "table"))
     return 0

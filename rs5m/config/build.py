@@ -35,6 +35,7 @@ class SourceInput(ConfigModel):
     name: str
     files: list[PathStr] = Field(min_length=1)
     options: Annotated[dict[str, Any], PathKeys("_file")] = Field(default_factory=dict)
+    allow_empty: bool = Field(default=False, description="a source whose files give no valid row is no error")
 
     @field_validator("name")
     @classmethod
@@ -45,11 +46,21 @@ class SourceInput(ConfigModel):
 
 
 class IngestConfig(ConfigModel):
-    """Normalisation of source files into parquet partitions."""
+    """Reading and validating source files (one pass with the keyword filter)."""
 
-    rows_per_partition: int = Field(default=1_000_000, ge=1, le=50_000_000)
+    rows_per_partition: int = Field(
+        default=1_000_000,
+        ge=1,
+        le=50_000_000,
+        description="target rows of a partition when a file can be split",
+    )
     max_url_length: int = Field(default=2048, ge=16)
     max_caption_length: int = Field(default=100_000, ge=16)
+    keep_all_rows: bool = Field(
+        default=False,
+        description="also write every valid row normalised (what `why` needs to explain a non-match); "
+        "~100 bytes per input row",
+    )
 
 
 # RS5M §3: 27 group-1 patterns, 15 group-2 patterns, then the two Fig. 3 space variants.
@@ -80,6 +91,12 @@ class DaskConfig(ConfigModel):
     n_workers: int = Field(default=2, ge=1, le=1024)
     threads_per_worker: int = Field(default=1, ge=1, le=256)
     processes: bool = True
+    partitions_per_task: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="partitions one task runs in turn (None: ~4 tasks per worker)",
+    )
 
 
 class SampleServerConfig(ConfigModel):

@@ -91,6 +91,34 @@ class DownloadConfig(BaseModel):
     user_agent_token: str | None = "img2dataset"
     min_bytes: int = Field(default=0, ge=0)
     max_bytes: int = Field(default=64 * 2**20, ge=1)
+    # DNS: one cache per worker process (rs5m.pipeline.download.resolver); see docs/operations.md
+    dns_cache_size: int = Field(
+        default=65_536, ge=0, le=10_000_000, description="host names cached per process; 0: no cache"
+    )
+    dns_ttl_s: float = Field(default=300.0, ge=0, le=86_400, description="seconds an address answer is kept")
+    dns_negative_ttl_s: float = Field(
+        default=60.0, ge=0, le=86_400, description="seconds a 'no such name / no address' answer is kept"
+    )
+    dns_error_ttl_s: float = Field(
+        default=30.0, ge=0, le=3600, description="seconds a temporary failure (EAI_AGAIN, no answer) is kept"
+    )
+    dns_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=300,
+        description="seconds a fetch waits for one lookup (its answer is kept later)",
+    )
+    dns_max_lookups: int = Field(default=64, ge=1, le=4096, description="lookups in flight per process")
+    dns_prefetch: bool = Field(default=True, description="look up each shard's host names before fetching")
+    dns_settle_s: float = Field(
+        default=0.25,
+        ge=0,
+        le=60,
+        description="wait for those lookups; URLs of names still unanswered go last",
+    )
+    host_stats_top_n: int = Field(
+        default=100, ge=0, le=100_000, description="hosts with per-reason counts per partition; rest: (other)"
+    )
 
 
 class ValidityConfig(BaseModel):

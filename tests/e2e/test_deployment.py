@@ -3,7 +3,8 @@ prefect.yaml copied, no data/): a Prefect server, work pools ``cpu`` and ``gpu``
 one process worker per pool, then
 
 1. ``build-rs5m/full`` with one flat ``--param config=...`` (the deployment's version template and hand-off
-   kept) against a tiny metadata tree laid out where ``deployments/full.yaml``'s globs look;
+   kept): a test config beside ``deployments/full.yaml`` with its settings and root, the tiny sample
+   world's metadata as sources;
 2. the hand-off it makes: ``train-georsclip/sample`` trains on that version's shards (steps > 0, in its own
    run folder) and evaluates the model (the demo evaluation data generated on demand);
 3. ``build-rs5m/incremental`` (a ``--params`` JSON override) reusing the full version's work.
@@ -30,6 +31,7 @@ from typing import Any
 import pytest
 import yaml
 
+from rs5m.config import load_build_config
 from rs5m.core.layout import DataRoot
 from rs5m.lineage import store as lineage
 from rs5m.sample import write_world
@@ -37,12 +39,6 @@ from rs5m.sample import write_world
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-# where deployments/full.yaml looks for each source's official files (under pub11-metadata/)
-FULL_DIRS = {
-    "laion2b": "laion2b-en", "coyo700m": "coyo-700m", "laioncoco": "laion-coco",
-    "laion400m": "laion400m-meta", "wit": "wit", "yfcc15m": "yfcc100m", "cc12m": "cc12m",
-    "redcaps": "redcaps", "cc3m": "cc3m", "sbu": "sbu", "vg": "visual-genome",
-}  # fmt: skip
 
 
 def _free_port() -> int:
@@ -146,21 +142,17 @@ def _api(env: dict[str, str], path: str, body: dict[str, Any]) -> Any:
         return json.load(r)
 
 
-def _metadata_tree(clone: Path, world: Path) -> Path:
-    """The world's source files where full.yaml's globs look, and a test config beside full.yaml: its
-    sources and root as they are; the sample world's image server, tiny scoring, one in-process worker."""
-    expected = json.loads((world / "expected.json").read_text())
-    for src, folder in FULL_DIRS.items():
-        shutil.copytree(world / src, clone / "pub11-metadata" / folder)
+def _test_config(clone: Path, world: Path) -> Path:
+    """A test config beside full.yaml: full.yaml's settings and root (../data: the clone's data/), the tiny
+    sample world's metadata as sources, its image server, tiny scoring and one in-process Dask worker."""
     full = yaml.safe_load((clone / "deployments" / "full.yaml").read_text())
-    sample = yaml.safe_load((world / "build.yaml").read_text())
-    cfg = {**full, **{k: sample[k] for k in ("download", "scoring", "sample_server")}}
-    cfg["sample_server"]["root"] = str(world / "images")
+    sample = load_build_config(world / "build.yaml")  # absolute paths into the world
+    cfg = {**full, **sample.model_dump(include={"download", "scoring", "sample_server"}, mode="json")}
+    cfg["sources"] = [s.model_dump(mode="json") for s in sample.sources]
     cfg["dask"] = {"n_workers": 1, "threads_per_worker": 2, "processes": False}
     cfg["package"] = {"max_samples_per_shard": 50}
     path = clone / "deployments" / "full-e2e.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    assert expected["sources"].keys() == FULL_DIRS.keys()
     return path
 
 
@@ -178,7 +170,7 @@ def test_full_handoff_and_incremental_from_a_fresh_clone(server: dict[str, str],
     env, clone = server, Path(server["CLONE"])
     world = tmp_path / "world"
     expected = write_world(world, seed=0, port=_free_port())
-    _metadata_tree(clone, world)
+    _test_config(clone, world)
     _prefect(env, "work-pool", "create", "cpu", "--type", "process")
     _prefect(env, "work-pool", "create", "gpu", "--type", "process")
     deployed = _prefect(env, "--no-prompt", "deploy", "--all").stdout

@@ -165,7 +165,7 @@ def test_a_build_that_cannot_start_leaves_no_version(
     cfg["sources"][3]["files"] = ["missing-b.parquet"]
     (world_dir / "build-missing.yaml").write_text(yaml.safe_dump(cfg))
     with pytest.raises(
-        FileNotFoundError, match=r"2 of 11 sources have no input: source laion2b: .*laion400m"
+        ValueError, match=r"(?s)2 input problem\(s\); nothing was started:.*laion2b.*laion400m"
     ):
         _run(world_dir, root, "v1", config="build-missing.yaml")
     assert not (root / "versions").exists() and not DataRoot.of(root).lineage_db.exists()

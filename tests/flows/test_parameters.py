@@ -24,7 +24,7 @@ def _flow(entrypoint: str):  # noqa: ANN202
 def test_deployment_parameters_are_flat_flow_parameters(dep: dict) -> None:
     flow = _flow(dep["entrypoint"])
     props = parameter_schema(flow).model_dump()["properties"]
-    assert "params" not in props and "config" in props
+    assert "params" not in props
     assert set(dep["parameters"]) <= set(props), set(dep["parameters"]) - set(props)
     flow.validate_parameters(dep["parameters"])
     assert all(p.get("description") for p in props.values()), "every parameter says what it is (docstring)"

@@ -18,8 +18,8 @@ from rs5m.core.layout import VersionLayout
 from rs5m.core.schema import StageName
 from rs5m.core.stats import PartitionStats, read_done
 from rs5m.pipeline.dedup.cluster import hash_partition
-from rs5m.pipeline.download.img2ds import status_path
 from rs5m.pipeline.download.stage import download_dir, iter_shard_images
+from rs5m.pipeline.download.status import status_path
 from rs5m.pipeline.validity.check import check_partition
 
 

@@ -59,7 +59,7 @@ def test_flow_scores_on_the_gpu_worker_then_decides(
     from rs5m.core.schema import StageName
     from rs5m.pipeline import registry
     from tasks.scoring import flow_dask_client, publish_outlier_grid
-    from tasks.stages import submit_barrier, submit_partitions
+    from tasks.stages import submit_barrier, submit_segment
 
     vdir, sources = str(tiny_version.root), ["cc3m", "laion2b"]
     cfg = BuildConfig(
@@ -71,8 +71,8 @@ def test_flow_scores_on_the_gpu_worker_then_decides(
     @flow(task_runner=DaskTaskRunner(address=two_workers.scheduler_address))
     def outlier_stage() -> dict[str, Any]:
         parts = [(s, p) for s, p in tiny_version.rows]
-        futures = submit_partitions(registry.stage(StageName.OUTLIER_SCORE), cfg, parts)
-        scored = [f.result() for f in futures]
+        futures = [submit_segment([registry.stage(StageName.OUTLIER_SCORE)], cfg, [p]) for p in parts]
+        scored = [s for f in futures for s in f.result()]
         counts = flow_dask_client().run(
             lambda dask_worker: (dask_worker.name, dask_worker.state.executed_count)
         )
@@ -85,7 +85,7 @@ def test_flow_scores_on_the_gpu_worker_then_decides(
     assert {s["stage"] for s in out["scored"]} == {"outlier_score"}
     assert out["scored"][0]["extra"]["device"] == "cpu"  # no CUDA here: the same code on the CPU
     assert out["scored"][0]["extra"]["loader_workers"] == 1  # in-process worker threads may fork
-    n_kept = sum(len(tiny_version.expected(s, p)) for s, p in tiny_version.rows)
+    n_kept = sum(len(tiny_version.kept(s, p)) for s, p in tiny_version.rows)
     assert sum(d["n_in"] for d in out["decided"]) == n_kept
     assert out["grid"][0]["rs_top_100"] == n_kept - 2  # the corrupt and the missing image have no score
     assert all(Path(stats_path(tiny_version.root, s)).is_file() for s in sources)
