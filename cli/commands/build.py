@@ -79,20 +79,17 @@ def _run_flow(args: argparse.Namespace, root: str, version: str) -> list[dict]:
     prefect_env(root)
     flows = importlib.import_module("flows.build_rs5m")
     local_api = importlib.import_module("flows.local_api").local_api
-    params = flows.BuildParams(
-        config=args.config,
-        root=args.root,
-        version=version,
-        dask_address=args.dask_address,
-        retry_failed=args.retry_failed,
-        base_version=args.base_version,
-        wait_lock=args.wait_lock,
-    )
+    params = {"config": args.config, "root": args.root, "version": version, "dask_address": args.dask_address}
+    params |= {
+        "retry_failed": args.retry_failed,
+        "base_version": args.base_version,
+        "wait_lock": args.wait_lock,
+    }
     if sys.stderr.isatty():
         os.environ.setdefault("RS5M_PROGRESS", "bar")  # live bars with rate and ETA per stage
     compose = importlib.import_module("flows._compose")
     try:
         with local_api():
-            return flows.build_rs5m(params)
+            return flows.build_rs5m(**params)
     finally:
         compose.stop_terminal_bar()

@@ -100,6 +100,10 @@ def run(args: argparse.Namespace) -> int:
     if args.preset is not None:
         config = _prepare_preset(args)
     cfg = load_eval_config(config, **_overrides(args))
+    if cfg.demo_data and cfg.missing_paths():  # the sample config generates its demo sets on demand
+        from rs5m.ml.evaluation.fixtures import write_demo_eval_data
+
+        write_demo_eval_data(Path(cfg.demo_data))
     report = run_evaluation(cfg)
     print(table_markdown(report["table"], drop_empty=True), end="")
     for kind, path in report["files"].items():

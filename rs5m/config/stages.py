@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from rs5m.config.loader import PathStr
+
 RS_NOUNS = ("remote sensing image", "aerial image", "satellite image")
 RS_ADJECTIVES = (
     "low resolution", "bad", "cropped", "bright", "dark",
@@ -33,7 +35,7 @@ class ScoringConfig(BaseModel):
 
     model_name: str = "convnext_xxlarge"
     pretrained: str | None = "laion2b_s34b_b82k_augreg_soup"
-    checkpoint: str | None = None
+    checkpoint: PathStr | None = None
     prompts: list[str] = Field(default_factory=rs_prompts, min_length=1)
     batch_size: int = Field(default=256, ge=1, le=65536)
     precision: Literal["fp32", "bf16", "fp16"] = Field(default="bf16", description="autocast on CUDA")
@@ -216,7 +218,7 @@ class DetectorConfig(BaseModel):
     backbone: Literal["open_clip", "timm"] = "open_clip"
     model_name: str = "ViT-B-16"
     pretrained: str | None = None
-    checkpoint: str | None = None
+    checkpoint: PathStr | None = None
     finetune: bool = False
     epochs: int = Field(default=20, ge=1, le=1000)
     lr: float = Field(default=1e-3, gt=0, le=1.0)

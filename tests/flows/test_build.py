@@ -48,12 +48,11 @@ def _run(
     config: str = "build-test.yaml",
     **kw: object,
 ) -> list[dict]:
-    from flows.build_rs5m import BuildParams, build_rs5m
+    from flows.build_rs5m import build_rs5m
 
-    params = BuildParams(
+    return build_rs5m(
         config=str(world_dir / config), root=str(root), version=version, dask_address=address, **kw
     )
-    return build_rs5m(params)
 
 
 COLUMNS = {
@@ -150,6 +149,26 @@ def test_build_flow_on_sample_world(world: tuple[Path, dict], tmp_path: Path, pr
     assert total80["Remain"] == math.ceil(0.8 * pooled) < {r["Name"]: r for r in rows}["Total"]["Remain"]
     diff = diff_versions(root, "t1", "t3")
     assert diff["removed"]["n"] == {r["Name"]: r for r in rows}["Total"]["Remain"] - total80["Remain"]
+
+
+def test_a_build_that_cannot_start_leaves_no_version(
+    world: tuple[Path, dict], tmp_path: Path, prefect_harness: None
+) -> None:
+    world_dir, _ = world
+    root = tmp_path / "data"
+    with pytest.raises(ValueError, match=r"base version 'nope' does not exist under .*versions \(complete"):
+        _run(world_dir, root, "v1", base_version="nope")
+    with pytest.raises(ValueError, match=r"no complete version to build incrementally from under .*lineage"):
+        _run(world_dir, root, "v1", base_version="latest")
+    cfg = yaml.safe_load((world_dir / "build-test.yaml").read_text())
+    cfg["sources"][0]["files"] = ["missing-a/*.parquet"]
+    cfg["sources"][3]["files"] = ["missing-b.parquet"]
+    (world_dir / "build-missing.yaml").write_text(yaml.safe_dump(cfg))
+    with pytest.raises(
+        ValueError, match=r"(?s)2 input problem\(s\); nothing was started:.*laion2b.*laion400m"
+    ):
+        _run(world_dir, root, "v1", config="build-missing.yaml")
+    assert not (root / "versions").exists() and not DataRoot.of(root).lineage_db.exists()
 
 
 def _free_port() -> int:

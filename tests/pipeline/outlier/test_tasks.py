@@ -98,29 +98,30 @@ def test_flow_scores_on_the_gpu_worker_then_decides(
 def test_flow_train_rs_detector_on_generated_images(prefect_harness: None, tmp_path: Path) -> None:
     from prefect.client.orchestration import get_client
 
-    from flows.train_detector import DetectorJob, TrainDetectorParams, train_rs_detector_flow
+    from flows.train_detector import train_rs_detector_flow
 
-    job = DetectorJob(
-        name="flow-test", pos_dir=str(tmp_path / "pos"), neg_dir=str(tmp_path / "neg"),
-        out_dir=str(tmp_path / "out"), generate_positives=10, generate_negatives=10,
-        detector={"model_name": "rs5m-tiny", "epochs": 1, "num_workers": 0, "precision": "fp32"},
-    )  # fmt: skip
-    metrics = train_rs_detector_flow(TrainDetectorParams(config=None, inline=job))
+    job = tmp_path / "job.yaml"
+    job.write_text(
+        "name: flow-test\npos_dir: pos\nneg_dir: neg\nout_dir: out\ngenerate_positives: 10\n"
+        "generate_negatives: 10\n"
+        "detector: {model_name: rs5m-tiny, epochs: 1, num_workers: 0, precision: fp32}\n"
+    )
+    metrics = train_rs_detector_flow(config=str(job))
     assert metrics["n"] == {"train": 14, "val": 2, "test": 4}
     assert (tmp_path / "out" / "detector.pt").is_file()
     with get_client(sync_client=True) as client:
         assert "rs-detector-flow-test" in {a.key for a in client.read_artifacts()}
 
 
-def test_detector_params_resolve_paths_against_the_yaml(tmp_path: Path) -> None:
-    from flows.train_detector import TrainDetectorParams
+def test_detector_job_paths_resolve_against_the_yaml(tmp_path: Path) -> None:
+    from rs5m.config.detector import load_detector_job
 
     (tmp_path / "job.yaml").write_text(
         "pos_dir: a\nneg_dir: b\nout_dir: c\ndetector: {model_name: rs5m-tiny}\n"
     )
-    job = TrainDetectorParams(config=str(tmp_path / "job.yaml"), out_dir="/elsewhere", device="cpu").resolve()
+    job = load_detector_job(tmp_path / "job.yaml", out_dir="/elsewhere", **{"detector.device": "cpu"})
     assert (job.pos_dir, job.neg_dir, job.out_dir) == (str(tmp_path / "a"), str(tmp_path / "b"), "/elsewhere")
     assert job.detector.device == "cpu" and job.detector.model_name == "rs5m-tiny"
     shipped = Path(__file__).resolve().parents[3] / "deployments" / "detector-sample.yaml"
-    sample = TrainDetectorParams(config=str(shipped)).resolve()
+    sample = load_detector_job(shipped)
     assert sample.detector.model_name == "rs5m-tiny" and sample.generate_negatives > 0
