@@ -24,7 +24,7 @@ from rs5m.core.version import lineage_db, refuse_retry_of_complete
 from rs5m.sample import sample_server
 from tasks.build import check_build, finish_version, load_lineage, prepare_version, seed_from_base
 from tasks.handoff import start_deployment
-from tasks.report import publish_forecast, publish_funnel
+from tasks.report import publish_forecast, publish_funnel, publish_funnel_comparison
 from tasks.rs3 import publish_rs3_funnel, report_geo
 from tasks.scoring import publish_outlier_grid
 
@@ -114,6 +114,7 @@ def _build(cfg: BuildConfig, base: str | None, retry_failed: bool, handoff: list
         raise
     load_lineage(cfg)
     rows = publish_funnel(cfg)
+    publish_funnel_comparison(cfg)
     publish_forecast(cfg)
     sources = sorted({s.name for s in cfg.sources})
     publish_outlier_grid(str(cfg.version_dir()), sources, cfg.outlier, cfg.version)

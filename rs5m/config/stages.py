@@ -161,7 +161,7 @@ class DedupEmbeddingModel(BaseModel):
 
     model_name: str = "ViT-B-32"
     pretrained: str | None = None
-    checkpoint: str | None = None
+    checkpoint: PathStr | None = None
     batch_size: int = Field(default=64, ge=1, le=65536)
     device: str = "auto"
 

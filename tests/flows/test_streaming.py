@@ -26,7 +26,7 @@ def _free_port() -> int:
 
 @pytest.mark.timeout(900)
 def test_scores_are_written_before_the_last_download_ends(tmp_path: Path, prefect_harness: None) -> None:
-    from flows.build_rs5m import BuildParams, build_rs5m
+    from flows.build_rs5m import build_rs5m
 
     world = tmp_path / "world"
     write_world(world, seed=0, port=_free_port())
@@ -42,7 +42,7 @@ def test_scores_are_written_before_the_last_download_ends(tmp_path: Path, prefec
         routes.setdefault(f"/laion2b/{img.name}", {"sleep": 1.0})
     routes_file.write_text(json.dumps(routes))
 
-    build_rs5m(BuildParams(config=str(world / "stream.yaml"), root=str(tmp_path / "data"), version="s1"))
+    build_rs5m(config=str(world / "stream.yaml"), root=str(tmp_path / "data"), version="s1")
 
     events = timeline(DataRoot.of(tmp_path / "data").version("s1"))
     downloads = [e for e in events if e["stage"] == "download"]
