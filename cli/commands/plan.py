@@ -8,9 +8,9 @@ from pathlib import Path
 
 from cli.commands._common import format_table
 from rs5m.config import load_build_config
-from rs5m.core.layout import DataRoot
+from rs5m.core.layout import DataRoot, VersionLayout
 from rs5m.pipeline import forecast
-from rs5m.pipeline.timing import actual_rates
+from rs5m.pipeline.timing import actual_rates, timeline
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gpus", type=int, default=1, help="GPUs scoring (default 1)")
     p.add_argument("--nodes", type=int, default=1, help="machines downloading (default 1)")
     p.add_argument("--rates", help="a rates YAML (default: the one shipped, see rs5m/pipeline/rates.yaml)")
+    p.add_argument(
+        "--timeline", action="store_true", help="with --version: when each partition of each stage ran"
+    )
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(func=run)
 
@@ -44,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
         actual = None
     else:
         layout = DataRoot.of(args.root).version(args.version)
+        if args.timeline:
+            return _timeline(layout, args.format)
         if not layout.forecast_file.is_file():
             raise ValueError(f"version {args.version!r} has no forecast ({layout.forecast_file} is missing)")
         fc, actual = json.loads(layout.forecast_file.read_text(encoding="utf-8")), actual_rates(layout)
@@ -56,4 +61,18 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(sources))
     print()
     print(format_table(stages))
+    return 0
+
+
+def _timeline(layout: VersionLayout, fmt: str) -> int:
+    events = timeline(layout)
+    if not events:
+        raise ValueError(
+            f"version {layout.name!r} has no timing records (built before they existed, or reused)"
+        )
+    t0 = min(e["start"] for e in events)
+    rows = [{"stage": e["stage"], "source": e["source"], "partition": e["partition"],
+             "start s": round(e["start"] - t0, 1), "end s": round(e["end"] - t0, 1), "rows in": e["n_in"]}
+            for e in events]  # fmt: skip
+    print(json.dumps(rows, indent=2) if fmt == "json" else format_table(rows))
     return 0
