@@ -147,7 +147,8 @@ def _test_config(clone: Path, world: Path) -> Path:
     sample world's metadata as sources, its image server, tiny scoring and one in-process Dask worker."""
     full = yaml.safe_load((clone / "deployments" / "full.yaml").read_text())
     sample = load_build_config(world / "build.yaml")  # absolute paths into the world
-    cfg = {**full, **sample.model_dump(include={"download", "scoring", "dedup", "sample_server"}, mode="json")}
+    keep = {"download", "scoring", "dedup", "sample_server"}
+    cfg = {**full, **sample.model_dump(include=keep, mode="json")}
     cfg["sources"] = [s.model_dump(mode="json") for s in sample.sources]
     cfg["dask"] = {"n_workers": 1, "threads_per_worker": 2, "processes": False}
     cfg["package"] = {"max_samples_per_shard": 50}
