@@ -96,7 +96,7 @@ def _prefect(env: dict[str, str], *args: str, timeout: int = 300) -> subprocess.
 
 def test_sample_deployment_runs_on_a_worker(server: dict[str, str], tmp_path: Path) -> None:
     world = tmp_path / "world"
-    expected = write_world(world, seed=0)
+    expected = write_world(world, seed=0, port=_free_port())  # not 18765: tests run side by side
     cfg = yaml.safe_load((world / "build.yaml").read_text())
     cfg["dask"] = {"n_workers": 1, "threads_per_worker": 2, "processes": False}
     (world / "build-e2e.yaml").write_text(yaml.safe_dump(cfg))
