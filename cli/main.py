@@ -10,6 +10,7 @@ import sys
 COMMANDS = [
     "sample",
     "build",
+    "plan",
     "funnel",
     "why",
     "versions",
@@ -18,6 +19,8 @@ COMMANDS = [
     "evaluate",
     "train",
     "finetune-captioner",
+    "fetch-metadata",
+    "inputs",
 ]
 
 

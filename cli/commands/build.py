@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from cli.commands._common import format_table, prefect_env
 from rs5m.config import load_build_config
 from rs5m.core.locks import Holder, version_lock, waiting_message
 from rs5m.lineage import store as lineage
-from rs5m.pipeline.plan import plan_inputs
+from rs5m.pipeline.preflight import require_inputs
 from rs5m.rs3.report import rs3_funnel_rows
 
 
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.config).is_file():
         raise FileNotFoundError(f"config file {args.config} does not exist")
     cfg = load_build_config(args.config, root=args.root, version=args.version, dask_address=args.dask_address)
-    plan_inputs(cfg)  # every glob matches something: a clear error before any run starts
+    require_inputs(cfg)  # every file opened and its layout known, every path there: before anything starts
     Path(cfg.root).mkdir(parents=True, exist_ok=True)  # Prefect's home goes under it
 
     def waiting(holder: Holder | None) -> None:
@@ -78,14 +79,17 @@ def _run_flow(args: argparse.Namespace, root: str, version: str) -> list[dict]:
     prefect_env(root)
     flows = importlib.import_module("flows.build_rs5m")
     local_api = importlib.import_module("flows.local_api").local_api
-    params = flows.BuildParams(
-        config=args.config,
-        root=args.root,
-        version=version,
-        dask_address=args.dask_address,
-        retry_failed=args.retry_failed,
-        base_version=args.base_version,
-        wait_lock=args.wait_lock,
-    )
-    with local_api():
-        return flows.build_rs5m(params)
+    params = {"config": args.config, "root": args.root, "version": version, "dask_address": args.dask_address}
+    params |= {
+        "retry_failed": args.retry_failed,
+        "base_version": args.base_version,
+        "wait_lock": args.wait_lock,
+    }
+    if sys.stderr.isatty():
+        os.environ.setdefault("RS5M_PROGRESS", "bar")  # live bars with rate and ETA per stage
+    compose = importlib.import_module("flows._compose")
+    try:
+        with local_api():
+            return flows.build_rs5m(**params)
+    finally:
+        compose.stop_terminal_bar()

@@ -104,9 +104,9 @@ def with_config(world: World, name: str, **changes: Any) -> Path:
 
 def run_build(config: Path, root: Path, version: str = VERSION, **params: Any) -> list[dict[str, Any]]:
     """Run flow build-rs5m in this process (needs the ``prefect_harness`` fixture); return its funnel."""
-    from flows.build_rs5m import BuildParams, build_rs5m
+    from flows.build_rs5m import build_rs5m
 
-    return build_rs5m(BuildParams(config=str(config), root=str(root), version=version, **params))
+    return build_rs5m(config=str(config), root=str(root), version=version, **params)
 
 
 # Files a build rewrites in place (DuckDB, the funnel figure, JSON markers) are copied; data files are

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from rs5m.core.layout import DataRoot
 from rs5m.core.schema import DISPLAY_NAMES
@@ -39,12 +40,11 @@ def _run(
     config: Path | None = None,
     **kw: object,
 ) -> list[dict]:
-    from flows.build_rs5m import BuildParams, build_rs5m
+    from flows.build_rs5m import build_rs5m
 
-    params = BuildParams(
+    return build_rs5m(
         config=str(config or world.config), root=str(root), version=version, dask_address=address, **kw
     )
-    return build_rs5m(params)
 
 
 COLUMNS = {
@@ -161,6 +161,26 @@ def test_changed_outlier_threshold_reruns_only_the_decision(
     assert total80["Remain"] == math.ceil(0.8 * pooled) < {r["Name"]: r for r in rows}["Total"]["Remain"]
     diff = diff_versions(root, base, "t3")
     assert diff["removed"]["n"] == {r["Name"]: r for r in rows}["Total"]["Remain"] - total80["Remain"]
+
+
+def test_a_build_that_cannot_start_leaves_no_version(
+    sample_world: World, tmp_path: Path, prefect_harness: None
+) -> None:
+    root = tmp_path / "data"
+    with pytest.raises(ValueError, match=r"base version 'nope' does not exist under .*versions \(complete"):
+        _run(sample_world, root, "v1", base_version="nope")
+    with pytest.raises(ValueError, match=r"no complete version to build incrementally from under .*lineage"):
+        _run(sample_world, root, "v1", base_version="latest")
+    cfg = yaml.safe_load(sample_world.config.read_text())
+    cfg["sources"][0]["files"] = ["missing-a/*.parquet"]
+    cfg["sources"][3]["files"] = ["missing-b.parquet"]
+    missing = sample_world.dir / "build-missing.yaml"
+    missing.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(
+        ValueError, match=r"(?s)2 input problem\(s\); nothing was started:.*laion2b.*laion400m"
+    ):
+        _run(sample_world, root, "v1", config=missing)
+    assert not (root / "versions").exists() and not DataRoot.of(root).lineage_db.exists()
 
 
 def _free_port() -> int:
