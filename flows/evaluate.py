@@ -30,6 +30,7 @@ def evaluate_georsclip(
     device: Name | None = None,
     batch_size: Annotated[int, Field(ge=1, le=8192)] | None = None,
     output_dir: Name | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Evaluate every configured dataset, write the report, publish the table; return table and files.
 
@@ -44,10 +45,14 @@ def evaluate_georsclip(
         device: torch device: cpu, cuda, cuda:1
         batch_size: images per batch
         output_dir: where results.{csv,json,md} go
+        overrides: any other EvalConfig key (``workers``, ``use_cache``, ``model_precision``); the fields
+            above win
     """
     over = {"model_name": model, "model_pretrained": pretrained, "model_checkpoint": checkpoint}
     over |= {"model_quick_gelu": quick_gelu, "model_image_norm": image_norm, "model_label": label}
-    cfg = load_eval_config(config, **over, device=device, batch_size=batch_size, output_dir=output_dir)
+    over |= {"device": device, "batch_size": batch_size, "output_dir": output_dir}
+    over = {**(overrides or {}), **{k: v for k, v in over.items() if v is not None}}
+    cfg = load_eval_config(config, **over)
     prepare_eval_data(cfg)
     get_run_logger().info("evaluating %s on %d datasets", cfg.model.row_label(), len(dataset_jobs(cfg)))
     results = [evaluate_dataset(cfg, kind, name) for kind, name in dataset_jobs(cfg)]

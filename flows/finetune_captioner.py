@@ -29,6 +29,7 @@ def finetune_captioner_flow(
     max_steps: Annotated[int, Field(ge=1)] | None = None,
     precision: Literal["bf16", "fp32"] | None = None,
     evaluate: bool = True,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Fine-tune, evaluate, publish; return ``{"finetune": record, "evaluation": report or None}``.
 
@@ -40,10 +41,12 @@ def finetune_captioner_flow(
         max_steps: stop after this many optimiser steps
         precision: bf16 (GPU) or fp32
         evaluate: score vanilla vs tuned on the test split
+        overrides: any other FinetuneConfig key, dotted (``{"lr": 1e-4}``); the fields above win
     """
     from rs5m.ml.captioner_ft.train import resolve_data
 
     over = {"out_dir": out_dir, "device": device, "max_steps": max_steps, "precision": precision}
+    over = {**(overrides or {}), **{k: v for k, v in over.items() if v is not None}}
     cfg = resolve_data(load_finetune_config(config, **over))
     logger = get_run_logger()
     record = finetune_task(cfg)

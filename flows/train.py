@@ -45,6 +45,7 @@ def train_georsclip(
     nproc: Annotated[int, Field(ge=1, le=64)] | None = None,
     evaluate: bool = True,
     eval_config: Name = "deployments/evaluate-sample.yaml",
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train (or resume the same run), publish the loss curve and metrics, evaluate the final model.
 
@@ -67,11 +68,13 @@ def train_georsclip(
         nproc: GPUs to use (default: all visible)
         evaluate: run evaluate-georsclip on the final model
         eval_config: EvalConfig YAML for that evaluation (checked before training starts)
+        overrides: any other TrainConfig key, dotted (``{"optim.lr": 1e-5}``); the fields above win
     """
     logger = get_run_logger()
     over = {"preset": preset, "engine": engine, "model.name": model, "model.pretrained": pretrained}
     over |= {"model.checkpoint": checkpoint, "data.shards": shards, "batch_size": batch_size}
     over |= {"epochs": epochs, "max_steps": max_steps, "device": device, "resume": resume}
+    over = {**(overrides or {}), **{k: v for k, v in over.items() if v is not None}}
     cfg = train_config(config, dataset_version, data_root, over, output_dir)
     if evaluate:  # before training: a missing evaluation set must not fail a finished training run
         prepare_eval_data(load_eval_config(eval_config))

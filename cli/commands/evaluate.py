@@ -82,10 +82,11 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Load (or write, with ``--demo``) the config, evaluate, print the table and the output files."""
+    """Load (or write, with ``--demo``) the config, evaluate through flow ``evaluate-georsclip`` (as a
+    deployment would, ``cli.flowrun``), print the table and the output files."""
+    from cli.flowrun import given, run_flow
     from rs5m.config.evaluate import load_eval_config
     from rs5m.ml.evaluation.report import table_markdown
-    from rs5m.ml.evaluation.run import run_evaluation
 
     if args.real_data is not None and args.demo is None:
         raise ValueError("--real-data only goes with --demo")
@@ -99,12 +100,10 @@ def run(args: argparse.Namespace) -> int:
         config = args.demo / "eval.yaml"
     if args.preset is not None:
         config = _prepare_preset(args)
-    cfg = load_eval_config(config, **_overrides(args))
-    if cfg.demo_data and cfg.missing_paths():  # the sample config generates its demo sets on demand
-        from rs5m.ml.evaluation.fixtures import write_demo_eval_data
-
-        write_demo_eval_data(Path(cfg.demo_data))
-    report = run_evaluation(cfg)
+    over = given(_overrides(args))
+    cfg = load_eval_config(config, **over)  # a bad config is one line before Prefect starts
+    out = Path(cfg.output_dir).resolve()
+    report = run_flow("evaluate:evaluate_georsclip", out.parent, config=str(config), overrides=over)
     print(table_markdown(report["table"], drop_empty=True), end="")
     for kind, path in report["files"].items():
         print(f"{kind}: {path}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -46,12 +47,18 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Fine-tune, evaluate, print the table and the output paths."""
+    """Fine-tune and evaluate through flow ``finetune-captioner`` (as a deployment would,
+    ``cli.flowrun``); print the table and the output paths."""
+    from cli.flowrun import given, run_flow
     from rs5m.config.captioner import load_finetune_config
-    from rs5m.ml.captioner_ft.evaluate import run_finetune, table_markdown
+    from rs5m.ml.captioner_ft.evaluate import table_markdown
 
-    cfg = load_finetune_config(args.config, **overrides(args))
-    result = run_finetune(cfg, log=print)
+    over = given(overrides(args))
+    cfg = load_finetune_config(args.config, **over)  # a bad config is one line before Prefect starts
+    out = Path(cfg.out_dir).resolve()
+    name = re.sub(r"[^A-Za-z0-9._-]", "-", out.name).lstrip("._-")[:64] or "run"  # the flow's name rule
+    params = {"name": name, "config": str(args.config), "overrides": over}
+    result = run_flow("finetune_captioner:finetune_captioner_flow", out.parent, **params)
     rec = result["finetune"]
     print(json.dumps({"steps": rec["steps"], "adapter": rec["adapter"], "data": rec["data"]}, indent=2))
     if result["evaluation"]:

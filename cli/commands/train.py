@@ -3,8 +3,10 @@
 rs5m train --config deployments/train-sample.yaml [--max-steps 20] [--device cpu] [--set optim.lr=1e-4]
 rs5m train --config my.yaml --preset ret2 --checkpoint ckpt/RS5M_ViT-B-32.pt   # RET-2 fine-tune
 
-A rerun with the same output folder resumes from its latest checkpoint (``--resume never`` starts over
-in place); a folder holding a run of other data or settings (its ``run.json``) is refused, never resumed.
+It runs flow ``train-georsclip`` (without its evaluation) in this process, like a deployment would
+(``cli.flowrun``). A rerun with the same output folder resumes from its latest checkpoint (``--resume
+never`` starts over in place); a folder holding a run of other data or settings (its ``run.json``) is
+refused, never resumed.
 With several visible GPUs the run goes through torchrun; ``--nproc 1`` keeps one process.
 """
 
@@ -82,21 +84,22 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Load the config, train (or resume) to the end, print where the model and curves are."""
-    import logging
-
+    """Check the config, train (or resume) to the end through flow ``train-georsclip``, print where the
+    model and curves are."""
+    from cli.flowrun import given, run_flow
     from rs5m.config.train import load_train_config
-    from rs5m.ml.training.launch import launch
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    cfg = load_train_config(args.config, overrides(args))
-    result = launch(cfg, args.nproc)
-    m = result.metrics
+    over = given(overrides(args))
+    cfg = load_train_config(args.config, over)  # a bad config is one line before Prefect starts
+    out = Path(cfg.output_dir).resolve()
+    params = {"config": str(args.config), "output_dir": str(out), "evaluate": False, "overrides": over}
+    result = run_flow("train:train_georsclip", out.parent, nproc=args.nproc, **params)["train"]
+    m = result["metrics"]
     if m:
-        print(f"steps {result.steps}: loss {m['first_loss']:.4f} -> {m['last_loss']:.4f}")
-    if result.params:
-        p = result.params
+        print(f"steps {result['steps']}: loss {m['first_loss']:.4f} -> {m['last_loss']:.4f}")
+    if result["params"]:
+        p = result["params"]
         print(f"trainable parameters: {p['trainable']:,} of {p['total']:,} ({p['trainable_pct']} %)")
-    for kind, path in result.files.items():
+    for kind, path in result["files"].items():
         print(f"{kind}: {path}")
     return 0
