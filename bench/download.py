@@ -57,14 +57,18 @@ def source_images(n_distinct: int = 100) -> tuple[list[bytes], str]:
     return blobs, f"generated 500x400 JPEGs ({n_distinct} distinct)"
 
 
-def serve(blobs: list[bytes], port_queue: mp.Queue) -> None:
-    """Server process: ``/img/<i>.jpg`` -> ``blobs[i % len(blobs)]`` on 127.0.0.1."""
+def serve(blobs: list[bytes], port_queue: mp.Queue, good_s: float = 0.0, slow_s: float = 0.0) -> None:
+    """Server process: ``/img/<i>.jpg`` -> ``blobs[i % len(blobs)]`` on 127.0.0.1, answered after
+    ``slow_s`` for a ``Host`` named ``slow-*`` and ``good_s`` for any other."""
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
             pass
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            wait = slow_s if (self.headers.get("Host") or "").startswith("slow-") else good_s
+            if wait:
+                time.sleep(wait)
             body = blobs[int(self.path.rsplit("/", 1)[-1].split(".")[0]) % len(blobs)]
             self.send_response(200)
             self.send_header("Content-Type", "image/jpeg")

@@ -36,41 +36,16 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.download import source_images, warm_worker  # noqa: E402
+from bench.download import serve, source_images, warm_worker  # noqa: E402
 
 DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Download: dead hosts and DNS"
 MODES = ("cache", "no cache (before)")
 MIXES = ("0 % dead", "50 % dead")
-
-
-def serve(blobs: list[bytes], good_s: float, slow_s: float, port_queue: mp.Queue) -> None:
-    """Server process: ``/img/<i>.jpg`` -> ``blobs[i % len(blobs)]``, after ``good_s`` for hosts named
-    ``good-*`` and ``slow_s`` for ``slow-*``."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-            host = self.headers.get("Host") or ""
-            time.sleep(slow_s if host.startswith("slow-") else good_s)
-            body = blobs[int(self.path.rsplit("/", 1)[-1].split(".")[0]) % len(blobs)]
-            self.send_response(200)
-            self.send_header("Content-Type", "image/jpeg")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    port_queue.put(server.server_port)
-    server.serve_forever()
 
 
 class BenchDNS:
@@ -157,7 +132,7 @@ def main() -> None:
     blobs, what = source_images()
     ctx = mp.get_context("spawn")
     ports: mp.Queue = ctx.Queue()
-    server = ctx.Process(target=serve, args=(blobs, args.good_ms / 1000, args.slow_s, ports), daemon=True)
+    server = ctx.Process(target=serve, args=(blobs, ports, args.good_ms / 1000, args.slow_s), daemon=True)
     server.start()
     port = ports.get(timeout=60)
     worker = ctx.Pool(1, initializer=warm_worker)
