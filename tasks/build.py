@@ -6,6 +6,8 @@ leaves no version (no folder, no ``running`` or ``failed`` record) behind.
 
 from __future__ import annotations
 
+import json
+
 from prefect import get_run_logger, task
 
 from rs5m.config import BuildConfig, load_build_config
@@ -112,7 +114,12 @@ def check_source_yields(cfg: BuildConfig) -> list[str]:
 
 @task(name="forecast-build")
 def forecast_build(cfg: BuildConfig, gpus: int = 1) -> dict:
-    """Forecast the build from its inputs and save it in the version folder (compared with actuals later)."""
+    """Forecast the build from its inputs and save it in the version folder (compared with actuals later).
+
+    Made once, before the version's first run: a rerun or resume keeps it (and writes nothing)."""
+    path = cfg.layout().forecast_file
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
     fc = forecast.forecast(forecast.count_rows(cfg), forecast.load_rates(), cfg.dask.n_workers, gpus)
-    write_json(cfg.layout().forecast_file, fc)
+    write_json(path, fc)
     return fc

@@ -186,7 +186,8 @@ def json_values(arr: pa.Array) -> pa.Array:
     elif pa.types.is_temporal(t):
         text = _json_strings(pc.cast(arr, pa.string()))
     else:
-        text = pa.array([json.dumps(v, ensure_ascii=False, default=str) for v in arr.to_pylist()])
+        values = [json.dumps(v, ensure_ascii=False, default=str) for v in arr.to_pylist()]
+        text = pa.array(values, pa.string())  # typed: an empty batch must not become a null-typed array
     return pc.fill_null(text, "null")
 
 

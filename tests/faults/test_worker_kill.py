@@ -56,8 +56,8 @@ ENTRIES = {  # each stage's per-partition function, as the task code calls it
     "scoring": "rs5m.pipeline.outlier.scores:score_partition",
 }
 MID_POINTS = {
-    # kept rows found, candidates parquet open, not yet written
-    "keyword": "rs5m.pipeline.keywords.matcher:filter_table",
+    # one pass: the candidates parquet open, the first batch's keyword mask computed, nothing written
+    "keyword": "rs5m.pipeline.keywords.matcher:KeywordMatcher.mask",
     "download": "img2dataset.writer:WebDatasetSampleWriter.write",  # one sample in the shard's tar
     "scoring": "rs5m.pipeline.outlier.scores:ClipScorer.embed_images",  # first batch of the embeddings memmap
 }

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from rs5m.core.schema import SOURCE_ORDER
 from rs5m.sources import ADAPTERS, get_adapter
-from rs5m.sources._arrow import json_objects, to_int32, to_key
+from rs5m.sources._arrow import json_objects, json_values, to_int32, to_key
 from rs5m.sources._text import join_sentences, split_tsv
 from rs5m.sources.base import AdapterOptions
 
@@ -89,3 +89,10 @@ def test_join_sentences_and_split_tsv() -> None:
         "expected 23 or 25 tab-separated fields, got 3",
     )
     assert split_tsv(b"\xc3\x28\tb", 2)[1] == "bad_encoding"
+
+
+def test_json_values_of_an_empty_nested_column_is_typed() -> None:
+    """Found by fuzzing: an empty batch of a list column gave a null-typed array and an ArrowInvalid."""
+    empty = pa.array([], pa.list_(pa.string()))
+    assert json_values(empty).type == pa.string()
+    assert json_objects([("tags", empty)], 0).to_pylist() == []
