@@ -64,15 +64,17 @@ def eval_preprocess(image_size: int = 224, norm: str = "clip") -> Callable[[Imag
 def register_tiny_model(name: str = TINY_MODEL_NAME) -> str:
     """Register a ~3.4 M-parameter open_clip config (vocab 49408, so the shipped BPE tokenizer works).
 
-    Idempotent; returns ``name``. For tests and demos only: it has no pretrained weights.
+    Idempotent; returns ``name``. For tests and demos only: it has no pretrained weights. open_clip reads
+    configs from files; the file is gone again when this returns (open_clip keeps what it read, and a
+    later rescan skips a missing path), so no process leaves a folder in the temp directory.
     """
     import open_clip
 
     if name not in open_clip.list_models():
-        folder = Path(tempfile.mkdtemp(prefix="rs5m-model-config-"))
-        path = folder / f"{name}.json"
-        path.write_text(json.dumps(TINY_MODEL_CONFIG), encoding="utf-8")
-        open_clip.add_model_config(path)
+        with tempfile.TemporaryDirectory(prefix="rs5m-model-config-") as folder:
+            path = Path(folder) / f"{name}.json"
+            path.write_text(json.dumps(TINY_MODEL_CONFIG), encoding="utf-8")
+            open_clip.add_model_config(path)
     return name
 
 
