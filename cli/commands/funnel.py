@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the requested table from the lineage database (read-only)."""
-    with lineage.connect(DataRoot.of(args.root).lineage_db, read_only=True) as con:
+    db = DataRoot.of(args.root).lineage_db
+    with lineage.named_errors(db), lineage.connect(db, read_only=True) as con:
         version = args.version or lineage.latest_version(con)
         if args.reasons:
             rows = lineage.reason_rows(con, version)
