@@ -23,7 +23,7 @@ from rs5m.core.schema import REJECT_SCHEMA, SAMPLE_SCHEMA, Reason, StageName, ma
 from rs5m.core.stats import PartitionStats, read_done
 from rs5m.pipeline.plan import partition_name, read_plan
 from rs5m.sources import get_adapter
-from rs5m.sources.base import RawBatch
+from rs5m.sources.base import RawBatch, SourceFormatError
 
 
 @dataclass(frozen=True)
@@ -123,10 +123,21 @@ class _Validator:
 
 
 def iter_batches(source: SourceInput, path: str) -> Iterator[RawBatch]:
-    """Batches of one input file through the source's adapter, options validated by its model."""
+    """Batches of one input file through the source's adapter, options validated by its model.
+
+    A decoding error that does not name the file (pyarrow's "Couldn't deserialize thrift" for damaged
+    parquet pages, a broken compressed stream) becomes a ``SourceFormatError`` naming it; an error of the
+    OS itself (with an errno) stays as it is.
+    """
     adapter = get_adapter(source.name)
     options = adapter.options_model(**source.options)
-    yield from adapter.read(path, options)
+    try:
+        yield from adapter.read(path, options)
+    except (pa.ArrowException, OSError, EOFError) as exc:
+        if (isinstance(exc, OSError) and exc.errno is not None) or isinstance(exc, SourceFormatError):
+            raise
+        said = " ".join(str(exc).split()) or type(exc).__name__
+        raise SourceFormatError(f"{path}: cannot read this {source.name} file: {said}") from exc
 
 
 def ingest_file(
