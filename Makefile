@@ -6,7 +6,12 @@ STAMP := $(VENV)/.installed-stamp
 DATA ?= data
 WORLD := $(DATA)/sample-world
 REAL_DATA ?=
-PYTEST_ARGS ?=
+# `make test` must finish in 15 min on a fresh 2-core machine, install included: pytest-xdist runs the
+# tests on TEST_WORKERS processes (the slow ones mostly wait on servers and child builds; tests that
+# share a port or folder are kept together by an xdist_group mark), longest first, and the 20 slowest
+# are printed so the budget stays visible. PYTEST_ARGS replaces these options (e.g. PYTEST_ARGS=-n0).
+TEST_WORKERS ?= 3
+PYTEST_ARGS ?= -n $(TEST_WORKERS) --dist loadgroup --durations=20
 
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180

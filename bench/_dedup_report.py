@@ -125,10 +125,10 @@ def markdown(res: dict) -> str:
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace (or append) the ``## Dedup`` section, leaving the rest of the file alone."""
+def write_section(path: Path, section: str, title: str = "## Dedup") -> None:
+    """Replace (or append) the ``title`` section, leaving the rest of the file alone."""
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    start = text.find("\n## Dedup\n")
+    start = text.find(f"\n{title}\n")
     if start < 0:
         text = text.rstrip("\n") + "\n\n" + section
     else:

@@ -3,6 +3,11 @@
     python bench/dedup.py [--images DIR] [--rounds R] [--sizes 100000,1000000,5000000,1000000:10]
                           [--thresholds 8] [--recall-size 20000] [--imagededup-sizes 20000,100000]
                           [--imagededup-timeout 600] [--write-doc]
+    python bench/dedup.py --method embedding [--emb-size 5000000] [--emb-subset 50000] [--emb-dim 512]
+                          [--emb-parts synthetic,whu] [--write-doc]
+
+``--method embedding`` runs bench/_dedup_embedding.py (see its docstring) and writes the ``## Dedup by
+image embeddings`` section instead; the parts below are the pHash method's.
 
 1. Hashing: images per CPU second in one process (so per core) on the same folder (WHU-RS19 from
    ../shared/data when present, else generated JPEGs): ours (``phash_bytes`` with JPEG draft decoding,
@@ -221,7 +226,17 @@ def main() -> None:
     ap.add_argument("--write-doc", action="store_true")
     ap.add_argument("--render", help="only re-render the section from a results JSON of an earlier run")
     ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--method", choices=["phash", "embedding"], default="phash")
+    ap.add_argument("--emb-size", type=int, default=5_000_000)
+    ap.add_argument("--emb-subset", type=int, default=50_000, help="partition rows = brute-force subset")
+    ap.add_argument("--emb-dim", type=int, default=512)
+    ap.add_argument("--emb-parts", default="synthetic,whu")
+    ap.add_argument("--emb-timeout", type=float, default=1800)
+    ap.add_argument("--emb-child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.emb_child or args.method == "embedding":
+        run_embedding(args)
+        return
     if args.child:
         kind, n, t = args.child
         fn = child_cluster if kind == "cluster" else child_imagededup
@@ -232,6 +247,45 @@ def main() -> None:
     print(section)
     if args.write_doc:
         write_section(ROOT / "docs" / "benchmarks.md", section)
+
+
+def run_embedding(args: argparse.Namespace) -> None:
+    """``--method embedding``: measure (or re-render), print the section, optionally write it."""
+    from bench import _dedup_embedding as emb
+
+    if args.emb_child:
+        print(json.dumps(emb.child_synthetic(*args.emb_child)))
+        return
+    out = ROOT / "bench" / "out" / "dedup_embedding.json"
+    if args.render:
+        res = json.loads(Path(args.render).read_text())
+    else:
+        res = {"command": "python bench/dedup.py " + " ".join(sys.argv[1:]), "machine": _machine()}
+        parts = set(args.emb_parts.split(","))
+        if "synthetic" in parts:
+            res["synthetic"] = emb.bench_synthetic(
+                args.emb_size, args.emb_subset, args.emb_dim, args.emb_timeout
+            )
+            print(json.dumps(res["synthetic"]), flush=True)
+        folder = Path(args.images) if args.images else WHU
+        if "whu" in parts and folder.is_dir():
+            res["whu"] = emb.bench_whu(folder, DedupConfig().near_threshold)
+            print(json.dumps(res["whu"]), flush=True)
+        elif "whu" in parts:
+            res["whu"] = {"skipped": f"no images at {folder}"}
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(res, indent=1))
+    section = emb.markdown(res)
+    print(section)
+    if args.write_doc:
+        write_section(ROOT / "docs" / "benchmarks.md", section, emb.TITLE)
+
+
+def _machine() -> str:
+    import os
+
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") >> 30
+    return f"{len(os.sched_getaffinity(0))} cores, {ram} GiB"
 
 
 def run_all(args: argparse.Namespace) -> dict:

@@ -39,9 +39,11 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rs5m.config import KeywordConfig  # noqa: E402
+from rs5m.config.build import DEFAULT_PATTERNS  # noqa: E402
 from rs5m.core.io import atomic_path  # noqa: E402
 from rs5m.core.schema import SAMPLE_SCHEMA  # noqa: E402
-from rs5m.pipeline.keywords.matcher import DEFAULT_PATTERNS, READ_BUFFER, KeywordMatcher, filter_partition  # noqa: E402
+from rs5m.pipeline.keywords.matcher import KeywordMatcher  # noqa: E402
+from rs5m.pipeline.keywords.stage import READ_BUFFER, filter_partition  # noqa: E402
 
 ROW_GROUP = 1_000_000
 COMMON = (

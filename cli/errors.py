@@ -80,8 +80,10 @@ def _validation(exc: BaseException) -> str | None:
 
 
 def _os_error(exc: OSError) -> str:
-    if exc.filename is None or not exc.strerror:
+    if not exc.strerror:
         return f"{type(exc).__name__}: {exc}" if type(exc) is OSError else str(exc)
+    if exc.filename is None:
+        return f"{exc.strerror[:1].lower()}{exc.strerror[1:]} (the file was not reported)"
     where = str(exc.filename) + (f" -> {exc.filename2}" if exc.filename2 else "")
     text = f"{exc.strerror.lower()}: {where}"
     hint = HINTS.get(exc.errno or 0)

@@ -25,6 +25,7 @@ __all__ = ["COMMANDS", "CliError", "build_parser", "disk_full_message", "main"]
 COMMANDS = [
     "sample",
     "build",
+    "plan",
     "funnel",
     "why",
     "versions",
@@ -33,6 +34,8 @@ COMMANDS = [
     "evaluate",
     "train",
     "finetune-captioner",
+    "fetch-metadata",
+    "inputs",
 ]
 
 

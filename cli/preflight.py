@@ -1,8 +1,10 @@
-"""Checks a command makes before it starts Prefect or Dask, or writes anything: one-line errors at once.
+"""Checks ``rs5m build`` makes before it starts Prefect or Dask, or writes anything: one-line errors at once.
 
-``check_config_mapping``: a config file is a mapping. ``check_scheduler``: an external Dask scheduler
-(``--dask-address``, ``dask.address``) is reachable and answers as a scheduler. ``check_lineage``: the
-root's lineage database, when present, opens and reads.
+The config and its inputs are checked by the library (``rs5m.config`` loads it, ``rs5m.pipeline.preflight``
+opens every input); here only what needs the CLI's own reach: ``check_scheduler``, an external Dask
+scheduler (``--dask-address``, ``dask.address``) is reachable and answers as a scheduler (``rs5m/``
+never imports ``distributed``); ``check_lineage``, the root's lineage database, when present, opens and
+reads.
 """
 
 from __future__ import annotations
@@ -15,22 +17,6 @@ from cli.errors import CliError
 
 CONNECT_TIMEOUT_S = 10.0  # a scheduler that does not answer its handshake in this time is "unreachable"
 _HINT = "start it (`dask scheduler`) or leave out --dask-address / dask.address to use a local cluster"
-
-
-def check_config_mapping(path: Path) -> None:
-    """The YAML file at ``path`` holds a mapping at the top level (a list or a scalar is not a config)."""
-    import yaml
-
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        said = f"{exc.reason} at byte {exc.start}"
-        raise CliError(f"config {path} is not a text file (UTF-8 YAML): {said}") from None
-    except (OSError, yaml.YAMLError):
-        return  # the config loader says what is wrong with it
-    if raw is not None and not isinstance(raw, dict):
-        kind = type(raw).__name__
-        raise CliError(f"config {path} must be a mapping of keys at the top level, not a {kind}")
 
 
 def check_scheduler(address: str, timeout: float | None = None) -> None:

@@ -7,9 +7,11 @@ whose RS3 part is to be captioned without a PUB11 build. Returns every stats dic
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from prefect import flow, get_run_logger
 
-from flows._compose import run_stage
+from flows._compose import run_partition_stages
 from rs5m.config import BuildConfig
 from rs5m.core.schema import StageName
 from rs5m.pipeline import registry
@@ -17,7 +19,7 @@ from rs5m.rs3.pub11 import pub11_partitions
 from tasks.rs3 import plan_rs3, report_geo
 
 
-def compose_rs3(cfg: BuildConfig) -> list[dict]:
+def compose_rs3(cfg: BuildConfig, report_to: UUID | None = None) -> list[dict]:
     """The RS3 stages of the registry over the RS3 plan, then PUB11 geo metadata (call from a flow)."""
     rs3 = cfg.rs3
     if rs3 is None:
@@ -25,12 +27,11 @@ def compose_rs3(cfg: BuildConfig) -> list[dict]:
     vdir = str(cfg.version_dir())
     parts = plan_rs3(rs3, vdir)
     get_run_logger().info("rs3: %d partitions over %s", len(parts), [s.name for s in rs3.sources])
-    results = []
-    for stage in registry.partition_stages("rs3"):
-        results += run_stage(stage, cfg, parts, [])
+    results = run_partition_stages(registry.partition_stages("rs3"), cfg, parts, report_to)
     if rs3.pub11_meta:
         pub_parts = pub11_partitions(vdir, rs3.pub11_stage)
-        results += run_stage(registry.stage(StageName.META_CAPTION, "geometa"), cfg, pub_parts, [])
+        geometa = registry.stage(StageName.META_CAPTION, "geometa")
+        results += run_partition_stages([geometa], cfg, pub_parts, report_to)
     return results
 
 

@@ -1,85 +1,87 @@
 """Flow ``train-georsclip``: fine-tune on one dataset version, publish curves, then evaluate the model.
 
-Runs on the ``gpu`` work pool. The dataset version comes in as a parameter (the build flow hands over
-the version it finished): with no explicit ``shards`` the flow reads that version's open_clip-layout
-shards under ``data_root``. Training resumes from the run folder's latest checkpoint, so a crashed
-or cancelled flow run that is started again continues where it stopped. At the end the evaluation flow
-(``evaluate-georsclip``) scores the exported model and publishes its table next to ours.
+Runs on the ``gpu`` work pool. The dataset version comes in as a parameter (a build's hand-off passes
+``dataset_version`` and ``data_root``): with no explicit ``shards`` the flow reads that version's
+open_clip-layout shards. Each run goes to ``<data_root>/train-runs/<version>-<hash>`` (dataset version,
+data fingerprint and training config: ``rs5m.ml.training.identity``), so a run started again on the same
+data and settings resumes from its latest checkpoint, and one on other data starts fresh in its own
+folder. The evaluation data is checked (or generated, ``demo_data``) before training starts; at the end
+``evaluate-georsclip`` scores the exported model and publishes its table next to the published rows.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from prefect import flow, get_run_logger
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from flows.evaluate import EvaluateParams, evaluate_georsclip
-from rs5m.config.train import TrainConfig, load_train_config
-from rs5m.core.layout import DataRoot
-from tasks.train import evaluation_config, publish_training, train_model
+from flows.evaluate import evaluate_georsclip
+from rs5m.config.evaluate import load_eval_config
+from tasks.evaluate import prepare_eval_data
+from tasks.train import evaluation_config, publish_training, train_config, train_model
 
-
-class TrainParams(BaseModel):
-    """Parameters of ``train-georsclip`` (the deployment form in the UI)."""
-
-    config: str = Field(default="deployments/train-sample.yaml", description="TrainConfig YAML")
-    dataset_version: str | None = Field(default=None, description="dataset version to train on")
-    data_root: str = Field(default="data", description="data root holding versions/<version>/package")
-    shards: str | None = Field(default=None, description="explicit shards (overrides dataset_version)")
-    preset: Literal["paper", "ret2"] | None = Field(default=None, description="recipe defaults")
-    engine: Literal["ours", "open_clip_train"] | None = None
-    model: str | None = Field(default=None, description="open_clip model name, e.g. ViT-B-32")
-    pretrained: str | None = Field(default=None, description="open_clip pretrained tag, e.g. openai")
-    checkpoint: str | None = Field(default=None, description="initial state_dict file")
-    batch_size: int | None = Field(default=None, ge=1, le=65536)
-    epochs: int | None = Field(default=None, ge=1, le=10_000)
-    max_steps: int | None = Field(default=None, ge=1)
-    device: str | None = Field(default=None, description="auto, cpu, cuda")
-    output_dir: str | None = Field(default=None, description="run folder (checkpoints, final model)")
-    resume: str | None = Field(default=None, description="auto | never | a checkpoint path")
-    nproc: int | None = Field(default=None, ge=1, le=64, description="GPUs (default: all visible)")
-    evaluate: bool = Field(default=True, description="run evaluate-georsclip on the final model")
-    eval_config: str = Field(default="deployments/evaluate-sample.yaml", description="EvalConfig YAML")
-
-    def resolve(self) -> TrainConfig:
-        """The TrainConfig: the YAML with these overrides; a dataset version selects its shards."""
-        shards = self.shards
-        if shards is None and self.dataset_version is not None:
-            layout = DataRoot.of(self.data_root).version(self.dataset_version)
-            shards = str(layout.package_dir("open_clip"))
-        over = {
-            "preset": self.preset,
-            "engine": self.engine,
-            "model.name": self.model,
-            "model.pretrained": self.pretrained,
-            "model.checkpoint": self.checkpoint,
-            "data.shards": shards,
-            "data.version": self.dataset_version,
-            "batch_size": self.batch_size,
-            "epochs": self.epochs,
-            "max_steps": self.max_steps,
-            "device": self.device,
-            "output_dir": self.output_dir,
-            "resume": self.resume,
-        }
-        return load_train_config(self.config, over)
+Name = Annotated[str, Field(min_length=1, max_length=4096)]  # a name or a path
 
 
 @flow(name="train-georsclip")
-def train_georsclip(params: TrainParams | None = None) -> dict[str, Any]:
-    """Train (or resume), publish the loss curve and metrics, evaluate the final model; return both."""
-    params = params or TrainParams()
-    cfg = params.resolve()
+def train_georsclip(
+    config: Name = "deployments/train-sample.yaml",
+    dataset_version: Name | None = None,
+    data_root: Name = "data",
+    shards: Name | None = None,
+    preset: Literal["paper", "ret2"] | None = None,
+    engine: Literal["ours", "open_clip_train"] | None = None,
+    model: Name | None = None,
+    pretrained: Name | None = None,
+    checkpoint: Name | None = None,
+    batch_size: Annotated[int, Field(ge=1, le=65536)] | None = None,
+    epochs: Annotated[int, Field(ge=1, le=10_000)] | None = None,
+    max_steps: Annotated[int, Field(ge=1)] | None = None,
+    device: Name | None = None,
+    output_dir: Name | None = None,
+    resume: Name | None = None,
+    nproc: Annotated[int, Field(ge=1, le=64)] | None = None,
+    evaluate: bool = True,
+    eval_config: Name = "deployments/evaluate-sample.yaml",
+) -> dict[str, Any]:
+    """Train (or resume the same run), publish the loss curve and metrics, evaluate the final model.
+
+    Args:
+        config: TrainConfig YAML; its relative paths resolve against its own folder
+        dataset_version: dataset version to train on (its open_clip shards under data_root)
+        data_root: data root holding versions/ and train-runs/ (relative: to the working directory)
+        shards: explicit shards instead of the version's (folder, glob or brace pattern)
+        preset: recipe defaults (paper, ret2) under the config's keys
+        engine: ours or open_clip_train
+        model: open_clip model name, e.g. ViT-B-32
+        pretrained: open_clip pretrained tag, e.g. openai
+        checkpoint: initial state_dict file
+        batch_size: per-GPU micro-batch
+        epochs: passes over the data
+        max_steps: stop after this many optimizer steps
+        device: auto, cpu, cuda
+        output_dir: run folder; default <data_root>/train-runs/<version>-<hash>
+        resume: auto (the run folder's latest checkpoint) | never | a checkpoint path
+        nproc: GPUs to use (default: all visible)
+        evaluate: run evaluate-georsclip on the final model
+        eval_config: EvalConfig YAML for that evaluation (checked before training starts)
+    """
+    logger = get_run_logger()
+    over = {"preset": preset, "engine": engine, "model.name": model, "model.pretrained": pretrained}
+    over |= {"model.checkpoint": checkpoint, "data.shards": shards, "batch_size": batch_size}
+    over |= {"epochs": epochs, "max_steps": max_steps, "device": device, "resume": resume}
+    cfg = train_config(config, dataset_version, data_root, over, output_dir)
+    if evaluate:  # before training: a missing evaluation set must not fail a finished training run
+        prepare_eval_data(load_eval_config(eval_config))
     version = cfg.data.version or "unversioned"
     label = f"{cfg.model.name} on {version} (ours)"
-    get_run_logger().info("training %s, output %s", label, cfg.output_dir)
-    result = train_model(cfg, params.nproc)
+    logger.info("training %s on %s, run folder %s", label, cfg.data.shards or "csv sources", cfg.output_dir)
+    result = train_model(cfg, nproc)
     publish_training(result, label)
+    logger.info("final model %s", Path(result["files"]["model"]))
     out: dict[str, Any] = {"train": result, "evaluation": None}
-    if params.evaluate:
-        eval_cfg = evaluation_config(params.eval_config, result, label)
-        out["evaluation"] = evaluate_georsclip(EvaluateParams(config=None, inline=eval_cfg))
-    get_run_logger().info("final model %s", Path(result["files"]["model"]))
+    if evaluate:
+        out["evaluation"] = evaluate_georsclip(**evaluation_config(eval_config, result), label=label)
     return out

@@ -15,7 +15,6 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from rs5m.config import DetectorConfig, OutlierConfig, ScoringConfig
-from rs5m.ml.detector_train import train_detector
 from rs5m.pipeline.outlier import decision as outlier
 from tasks._common import GPU_RESOURCES, artifact_key, cluster_has_gpus, flow_dask_client  # noqa: F401
 from tasks._common import gpu_resources as _gpu_resources
@@ -54,6 +53,8 @@ def publish_outlier_grid(
 @task(name="train-detector")
 def train_rs_detector(pos_dir: str, neg_dir: str, out_dir: str, cfg: DetectorConfig) -> dict[str, Any]:
     """Train the RS detector; returns its metrics (val/test accuracy, checkpoint path)."""
+    from rs5m.ml.detector_train import train_detector  # torch: imported when training, not by the build
+
     return train_detector(pos_dir, neg_dir, out_dir, cfg)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,10 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from rs5m.config.evaluate import EvalConfig, ModelSpec, load_eval_config
-from rs5m.config.train import TrainConfig
+from rs5m.config.train import TrainConfig, load_train_config
+from rs5m.core.layout import DataRoot
 from rs5m.ml.training.export import read_export
+from rs5m.ml.training.identity import run_key
 from rs5m.ml.training.launch import launch
 from rs5m.ml.training.metrics import METRICS_NAME, read_metrics
 from tasks._common import artifact_key
@@ -32,7 +34,11 @@ def train_model(cfg: TrainConfig, nproc: int | None = None) -> dict[str, Any]:
             )
 
     result = launch(cfg, nproc, on_step=on_step)
-    logger.info("trained %d steps; model %s", result.steps, result.files.get("model"))
+    if result.new_steps == 0:
+        logger.info("nothing to train: the run in %s was complete at step %d", cfg.output_dir, result.steps)
+    else:
+        new = "" if result.new_steps is None else f"{result.new_steps} new steps, "
+        logger.info("trained %s%d in all; model %s", new, result.steps, result.files.get("model"))
     return asdict(result)
 
 
@@ -59,16 +65,47 @@ def publish_training(result: dict[str, Any], label: str) -> None:
     create_markdown_artifact(key=f"{key}-loss", markdown="\n".join(lines) + "\n", description=desc)
 
 
-def evaluation_config(eval_yaml: str, result: dict[str, Any], label: str) -> EvalConfig:
-    """The evaluation config of ``eval_yaml`` pointed at the run's exported model (QuickGELU as trained)."""
+def train_config(
+    config: str,
+    dataset_version: str | None,
+    data_root: str,
+    overrides: dict[str, Any],
+    output_dir: str | None = None,
+) -> TrainConfig:
+    """The TrainConfig of a ``train-georsclip`` run: the YAML with ``overrides`` (dotted keys); a dataset
+    version (with no ``data.shards`` override) selects its open_clip shards under ``data_root``.
+
+    The run folder is ``output_dir`` when given, else ``<data_root>/train-runs/<version>-<hash>``
+    (``rs5m.ml.training.identity.run_key``): a run on other data or settings never lands in, or resumes,
+    this one's folder. ``ValueError`` when the version is not a complete version under ``data_root``.
+    """
+    root = DataRoot.of(data_root)
+    over = dict(overrides)
+    if dataset_version is not None:
+        over["data.version"] = dataset_version
+        if over.get("data.shards") is None:
+            layout = root.version(dataset_version)
+            if not layout.complete_marker.exists():
+                done = [v for v in root.version_names() if root.version(v).complete_marker.exists()]
+                raise ValueError(
+                    f"dataset version {dataset_version!r} is not a complete version under "
+                    f"{root.versions_dir} (complete versions there: {', '.join(done) or 'none'})"
+                )
+            over["data.shards"] = str(layout.package_dir("open_clip"))
+    cfg = load_train_config(config, over)
+    out = output_dir or str((root.train_runs_dir / run_key(cfg)).resolve())
+    return cfg.model_copy(update={"output_dir": os.path.abspath(out)})
+
+
+def evaluation_config(eval_yaml: str, result: dict[str, Any]) -> dict[str, Any]:
+    """Parameters of ``evaluate-georsclip`` that point ``eval_yaml`` at the run's exported model (QuickGELU
+    and normalisation as trained), with results under ``<run>/eval``."""
     doc = read_export(result["output_dir"])
-    base = load_eval_config(eval_yaml)
-    model = ModelSpec(
-        name=doc["model"]["name"],
-        checkpoint=doc["files"]["model"],
-        quick_gelu=doc["model"]["quick_gelu"],
-        image_norm=doc["model"].get("image_norm", "clip"),
-        label=label,
-    )
-    out = str(Path(result["output_dir"]) / "eval")
-    return base.model_copy(update={"model": model, "output_dir": out, "cache_dir": None})
+    return {
+        "config": eval_yaml,
+        "model": doc["model"]["name"],
+        "checkpoint": doc["files"]["model"],
+        "quick_gelu": doc["model"]["quick_gelu"],
+        "image_norm": doc["model"].get("image_norm", "clip"),
+        "output_dir": str(Path(result["output_dir"]) / "eval"),
+    }

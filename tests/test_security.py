@@ -39,5 +39,5 @@ def test_why_reads_a_version_folder_with_quotes_in_its_path(tmp_path: Path, name
         "caption": "a",
         "extras": None,
     }
-    with pytest.raises(ValueError, match="not found"):
+    with pytest.raises(ValueError, match="neither a keyword candidate nor an ingest reject"):
         why(vdir, "laion2b-ffffffffffffffff")

@@ -1,7 +1,8 @@
 """``rs5m build``: run flow ``build-rs5m`` locally (Prefect's ephemeral API when no server is set).
 
 Before Prefect or Dask start, and before the version is created: the config loads, the data root is a
-writable folder, every input glob matches, the lineage database reads, an external Dask scheduler
+writable folder, every input file opens with a known layout and every path the config names is there
+(``rs5m.pipeline.preflight.require_inputs``), the lineage database reads, an external Dask scheduler
 answers, and the version's build lock is free; each failure is one line (status 2). A Ctrl-C stops
 the build within seconds and names the version to resume (``cli.interrupt``).
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from cli.interrupt import quiet_resource_tracker
 from rs5m.config import load_build_config
 from rs5m.core.locks import Holder, version_lock, waiting_message
 from rs5m.lineage import store as lineage
-from rs5m.pipeline.plan import plan_inputs
+from rs5m.pipeline.preflight import require_inputs
 from rs5m.rs3.report import rs3_funnel_rows
 
 
@@ -61,10 +63,11 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.config).is_file():
         what = "is not a file" if Path(args.config).exists() else "does not exist"
         raise FileNotFoundError(f"config file {args.config} {what}")
-    preflight.check_config_mapping(Path(args.config))
+    if args.root is not None:
+        writable_root(args.root)  # named as typed (the loader takes it from the working directory)
     cfg = load_build_config(args.config, root=args.root, version=args.version, dask_address=args.dask_address)
     writable_root(cfg.root)  # Prefect's home and the log go under it
-    plan_inputs(cfg)  # every glob matches something: a clear error before any run starts
+    require_inputs(cfg)  # every file opened and its layout known, every path there: before anything starts
     preflight.check_lineage(cfg.layout().data_root.lineage_db)
     if cfg.dask.address:
         preflight.check_scheduler(cfg.dask.address)
@@ -99,17 +102,20 @@ def _run_flow(args: argparse.Namespace, root: str, version: str) -> list[dict]:
     _worker_preload()
     flows = importlib.import_module("flows.build_rs5m")
     local_api = importlib.import_module("flows.local_api").local_api
-    params = flows.BuildParams(
-        config=args.config,
-        root=args.root,
-        version=version,
-        dask_address=args.dask_address,
-        retry_failed=args.retry_failed,
-        base_version=args.base_version,
-        wait_lock=args.wait_lock,
-    )
-    with local_api():
-        return flows.build_rs5m(params)
+    params = {"config": args.config, "root": args.root, "version": version, "dask_address": args.dask_address}
+    params |= {
+        "retry_failed": args.retry_failed,
+        "base_version": args.base_version,
+        "wait_lock": args.wait_lock,
+    }
+    if sys.stderr.isatty():
+        os.environ.setdefault("RS5M_PROGRESS", "bar")  # live bars with rate and ETA per stage
+    compose = importlib.import_module("flows._compose")
+    try:
+        with local_api():
+            return flows.build_rs5m(**params)
+    finally:
+        compose.stop_terminal_bar()
 
 
 def _worker_preload() -> None:

@@ -2,6 +2,7 @@
 
 rs5m evaluate --config deployments/evaluate-sample.yaml [--checkpoint RS5M_ViT-B-32.pt] [--device cuda]
 rs5m evaluate --demo data/eval-demo [--real-data ../shared/data]   # tiny model on generated data
+rs5m evaluate --preset georsclip-vitb32 [--preset-dir data/georsclip]  # released checkpoint + test data
 """
 
 from __future__ import annotations
@@ -23,8 +24,21 @@ def register(subparsers: Any) -> None:
     src.add_argument(
         "--demo", type=Path, metavar="DIR", help="write tiny demo datasets + eval.yaml to DIR, run it"
     )
+    src.add_argument(
+        "--preset",
+        metavar="NAME",
+        help="fetch a released GeoRSCLIP checkpoint and the test data (georsclip-vitb32, georsclip-vith14), "
+        "evaluate, compare with the published numbers",
+    )
     p.add_argument(
         "--real-data", type=Path, metavar="DIR", help="with --demo: real data folder (../shared/data)"
+    )
+    p.add_argument(
+        "--preset-dir",
+        type=Path,
+        default=Path("data/georsclip"),
+        metavar="DIR",
+        help="with --preset: where the checkpoint and test data are kept (default data/georsclip)",
     )
     p.add_argument("--model", dest="model_name", metavar="NAME", help="open_clip model name, e.g. ViT-B-32")
     p.add_argument("--pretrained", dest="model_pretrained", metavar="TAG", help="open_clip pretrained tag")
@@ -83,9 +97,52 @@ def run(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"real data folder not found: {args.real_data}")
         write_demo_eval_data(args.demo, args.real_data)
         config = args.demo / "eval.yaml"
+    if args.preset is not None:
+        config = _prepare_preset(args)
     cfg = load_eval_config(config, **_overrides(args))
+    if cfg.demo_data and cfg.missing_paths():  # the sample config generates its demo sets on demand
+        from rs5m.ml.evaluation.fixtures import write_demo_eval_data
+
+        write_demo_eval_data(Path(cfg.demo_data))
     report = run_evaluation(cfg)
     print(table_markdown(report["table"], drop_empty=True), end="")
     for kind, path in report["files"].items():
         print(f"{kind}: {path}")
+    if args.preset is not None:
+        _print_comparison(args.preset, report["table"][0], Path(cfg.output_dir))
     return 0
+
+
+def _prepare_preset(args: argparse.Namespace) -> Path:
+    """Fetch (or find) the preset's files and write its evaluation config; return the config's path."""
+    from cli.main import CliError
+    from rs5m.fetch.plan import FetchError
+    from rs5m.fetch.progress import make_progress
+    from rs5m.ml.evaluation.preset import get_preset, load_presets, write_eval_config
+    from rs5m.ml.evaluation.testdata import obtain
+
+    presets = load_presets()
+    preset = get_preset(presets, args.preset)
+    try:
+        ckpt, root = obtain(preset, presets.test_data, args.preset_dir, progress_factory=make_progress)
+    except FetchError as exc:
+        raise CliError(str(exc)) from exc
+    return write_eval_config(presets, args.preset, ckpt, root, args.preset_dir / f"eval-{args.preset}.yaml")
+
+
+def _print_comparison(name: str, ours: dict[str, Any], out_dir: Path) -> None:
+    """Print our headline numbers beside the published ones and save them as comparison.{json,md}."""
+    from rs5m.core.io import atomic_path, write_json
+    from rs5m.ml.evaluation.preset import compare_published, comparison_markdown, load_presets
+
+    presets = load_presets()
+    rows = compare_published(ours, presets, name)
+    text = comparison_markdown(rows, presets.tolerance_points)
+    print(f"\n{name}: ours vs published (RS5M README)\n{text}", end="")
+    write_json(
+        out_dir / "comparison.json",
+        {"preset": name, "tolerance_points": presets.tolerance_points, "rows": rows},
+    )
+    with atomic_path(out_dir / "comparison.md") as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    print(f"comparison: {out_dir / 'comparison.md'}")

@@ -4,7 +4,8 @@ rs5m train --config deployments/train-sample.yaml [--max-steps 20] [--device cpu
 rs5m train --config my.yaml --preset ret2 --checkpoint ckpt/RS5M_ViT-B-32.pt   # RET-2 fine-tune
 
 A rerun with the same output folder resumes from its latest checkpoint (``--resume never`` starts over
-in place). With several visible GPUs the run goes through torchrun; ``--nproc 1`` keeps one process.
+in place); a folder holding a run of other data or settings (its ``run.json``) is refused, never resumed.
+With several visible GPUs the run goes through torchrun; ``--nproc 1`` keeps one process.
 """
 
 from __future__ import annotations

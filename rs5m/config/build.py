@@ -1,7 +1,8 @@
 """Typed run configuration (pydantic): one ``BuildConfig`` per dataset-version build, saved with it.
 
 Thresholds and knobs live here, never in stage code. Each stage has its own ``<Stage>Config``; the
-build config composes them. Configs load from YAML (``deployments/*.yaml``) via ``load_build_config``.
+build config composes them. Configs load from YAML (``deployments/*.yaml``) via ``load_build_config``,
+with the one path rule of ``rs5m.config.loader``.
 """
 
 from __future__ import annotations
@@ -12,23 +13,19 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from rs5m.config.loader import ConfigModel, PathKeys, PathStr, load_config
 from rs5m.config.package import PackageConfig
-from rs5m.config.rs3 import RS3Config, resolve_rs3_paths
+from rs5m.config.rs3 import RS3Config
 from rs5m.config.stages import DedupConfig, DownloadConfig, OutlierConfig, ScoringConfig, ValidityConfig
 from rs5m.core.layout import DataRoot, VersionLayout
 from rs5m.core.schema import SOURCE_ORDER
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SourceInput(_Model):
+class SourceInput(ConfigModel):
     """One PUB11 source: which files to read and source-specific options.
 
     ``files`` are paths or glob patterns, relative paths resolved against the config file's folder.
@@ -36,8 +33,9 @@ class SourceInput(_Model):
     """
 
     name: str
-    files: list[str] = Field(min_length=1)
-    options: dict[str, Any] = Field(default_factory=dict)
+    files: list[PathStr] = Field(min_length=1)
+    options: Annotated[dict[str, Any], PathKeys("_file")] = Field(default_factory=dict)
+    allow_empty: bool = Field(default=False, description="a source whose files give no valid row is no error")
 
     @field_validator("name")
     @classmethod
@@ -47,12 +45,22 @@ class SourceInput(_Model):
         return v
 
 
-class IngestConfig(_Model):
-    """Normalisation of source files into parquet partitions."""
+class IngestConfig(ConfigModel):
+    """Reading and validating source files (one pass with the keyword filter)."""
 
-    rows_per_partition: int = Field(default=1_000_000, ge=1, le=50_000_000)
+    rows_per_partition: int = Field(
+        default=1_000_000,
+        ge=1,
+        le=50_000_000,
+        description="target rows of a partition when a file can be split",
+    )
     max_url_length: int = Field(default=2048, ge=16)
     max_caption_length: int = Field(default=100_000, ge=16)
+    keep_all_rows: bool = Field(
+        default=False,
+        description="also write every valid row normalised (what `why` needs to explain a non-match); "
+        "~100 bytes per input row",
+    )
 
 
 # RS5M §3: 27 group-1 patterns, 15 group-2 patterns, then the two Fig. 3 space variants.
@@ -68,7 +76,7 @@ DEFAULT_PATTERNS: tuple[str, ...] = (
 )  # fmt: skip
 
 
-class KeywordConfig(_Model):
+class KeywordConfig(ConfigModel):
     """RS keyword filter. ``patterns=None`` means the 44 RS5M patterns; ``extra_patterns`` extend them."""
 
     patterns: list[str] | None = None
@@ -76,30 +84,36 @@ class KeywordConfig(_Model):
     word_start: bool = True
 
 
-class DaskConfig(_Model):
+class DaskConfig(ConfigModel):
     """Where Dask work runs: a temporary LocalCluster, or an existing scheduler at ``address``."""
 
     address: str | None = None
     n_workers: int = Field(default=2, ge=1, le=1024)
     threads_per_worker: int = Field(default=1, ge=1, le=256)
     processes: bool = True
+    partitions_per_task: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="partitions one task runs in turn (None: ~4 tasks per worker)",
+    )
 
 
-class SampleServerConfig(_Model):
+class SampleServerConfig(ConfigModel):
     """The embedded sample world's local image server (127.0.0.1 only)."""
 
-    root: str
+    root: PathStr
     port: int = Field(ge=1024, le=65535)
 
 
 RUN_FIELDS = {"version", "root", "dask", "retry_failed"}  # where/which/how this run: not part of the hash
 
 
-class BuildConfig(_Model):
+class BuildConfig(ConfigModel):
     """Everything one ``build-rs5m`` run needs."""
 
     version: str = "dev"
-    root: str = "data"
+    root: PathStr = Field(default="data", description="data root; relative: to the config file's folder")
     sources: list[SourceInput] = Field(min_length=1)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     keyword: KeywordConfig = Field(default_factory=KeywordConfig)
@@ -107,7 +121,7 @@ class BuildConfig(_Model):
     validity: ValidityConfig = Field(default_factory=ValidityConfig)
     dedup: DedupConfig = Field(default_factory=DedupConfig)
     scoring: ScoringConfig = Field(default_factory=ScoringConfig)
-    detector: str | None = Field(
+    detector: PathStr | None = Field(
         default=None, description="RS detector checkpoint (flow train-rs-detector); none: c_rs is not used"
     )
     outlier: OutlierConfig = Field(default_factory=OutlierConfig)
@@ -157,47 +171,26 @@ class BuildConfig(_Model):
         raise KeyError(f"the config has no source {name!r}")
 
     def config_hash(self) -> str:
-        """Hash of the resolved config minus fields that only say where/which version or how this run goes."""
-        payload = self.model_dump(exclude=RUN_FIELDS)
+        """Hash of what this config builds: every field but where/which version and how this run goes,
+        paths as the config file writes them (``ConfigModel.portable_dump``), so the same config in two
+        checkouts hashes the same."""
+        payload = self.portable_dump(exclude=RUN_FIELDS)
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _resolve_paths(cfg: dict[str, Any], base: Path) -> dict[str, Any]:
-    for src in cfg.get("sources", []):
-        src["files"] = [str(base / f) if not os.path.isabs(f) else f for f in src.get("files", [])]
-        for key, val in list(src.get("options", {}).items()):
-            if key.endswith("_file") and isinstance(val, str) and not os.path.isabs(val):
-                src["options"][key] = str(base / val)
-    det = cfg.get("detector")
-    if isinstance(det, str) and not os.path.isabs(det):
-        cfg["detector"] = str(base / det)
-    if cfg.get("rs3"):
-        resolve_rs3_paths(cfg["rs3"], base)
-    server = cfg.get("sample_server")
-    if server and not os.path.isabs(server.get("root", "/")):
-        server["root"] = str(base / server["root"])
-    return cfg
+def _dask_from_env(raw: dict[str, Any]) -> dict[str, Any]:
+    env_address = os.environ.get("RS5M_DASK_ADDRESS")
+    if env_address and not (raw.get("dask") or {}).get("address"):
+        raw = {**raw, "dask": {**(raw.get("dask") or {}), "address": env_address}}
+    return raw
 
 
 def load_build_config(path: str | os.PathLike[str], **overrides: Any) -> BuildConfig:
-    """Load a YAML build config; relative file paths resolve against the YAML's folder.
+    """Load a YAML build config (``rs5m.config.loader``: relative paths, ``root`` included, resolve against
+    the YAML's folder; one-line errors).
 
-    ``overrides`` (e.g. ``root``, ``version``, ``dask_address``) replace top-level keys when not
-    ``None``; ``RS5M_DASK_ADDRESS`` in the environment sets the Dask scheduler when the config has none.
+    ``overrides`` (``root``, ``version``, ``dask_address`` or any dotted key) replace the file's values when
+    not ``None``; ``RS5M_DASK_ADDRESS`` in the environment sets the Dask scheduler when the config has none.
     """
-    p = Path(path)
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"cannot read config {p}: {exc}") from exc
-    raw = _resolve_paths(raw, p.resolve().parent)
-    env_address = os.environ.get("RS5M_DASK_ADDRESS")
-    if env_address and not (raw.get("dask") or {}).get("address"):
-        raw.setdefault("dask", {})["address"] = env_address
-    for key, val in overrides.items():
-        if val is not None:
-            if key == "dask_address":
-                raw.setdefault("dask", {})["address"] = val
-            else:
-                raw[key] = val
-    return BuildConfig.model_validate(raw)
+    over = {("dask.address" if k == "dask_address" else k): v for k, v in overrides.items()}
+    return load_config(Path(path), BuildConfig, over, prepare=_dask_from_env)

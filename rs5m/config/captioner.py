@@ -11,22 +11,17 @@ captioner's (``rs5m.config.rs3.CaptionerConfig``: nucleus, top-p 0.95, top-k 50,
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
-from rs5m.config.rs3 import TINY_BLIP2
+from rs5m.config.loader import ConfigModel, PathStr, load_config
+from rs5m.config.rs3 import ModelRef
 
 PAPER_TARGETS = ["self_attn.qkv", "self_attn.projection"]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CaptionSplit(_Model):
+class CaptionSplit(ConfigModel):
     """One split in the RSITMD/RSICD layouts.
 
     ``format="txt"``: line-aligned ``captions`` / ``filenames`` files (AMFMN release); when the captions
@@ -36,10 +31,10 @@ class CaptionSplit(_Model):
     """
 
     format: Literal["txt", "csv"] = "txt"
-    captions: str | None = None
-    filenames: str | None = None
-    csv: str | None = None
-    images: str
+    captions: PathStr | None = None
+    filenames: PathStr | None = None
+    csv: PathStr | None = None
+    images: PathStr
     encoding: str | None = Field(default=None, description="None = utf-8 (RSICD csv: gb18030)")
     limit_images: int | None = Field(default=None, ge=1, description="first N images only (smoke runs)")
 
@@ -52,18 +47,18 @@ class CaptionSplit(_Model):
         return self
 
 
-class FixtureSpec(_Model):
+class FixtureSpec(ConfigModel):
     """Generate an RSITMD-layout dataset first (sample runs and tests); ``real_captions`` = RSITMD folder."""
 
-    out: str
+    out: PathStr
     n_train: int = Field(default=12, ge=1, le=100_000)
     n_test: int = Field(default=4, ge=1, le=100_000)
     image_size: int = Field(default=64, ge=8, le=2048)
-    real_captions: str | None = Field(default=None, description="folder with train/test_caps.txt etc.")
+    real_captions: PathStr | None = Field(default=None, description="folder with train/test_caps.txt etc.")
     seed: int = 0
 
 
-class LoraSpec(_Model):
+class LoraSpec(ConfigModel):
     """peft ``LoraConfig`` fields (paper values)."""
 
     r: int = Field(default=16, ge=1, le=1024)
@@ -73,7 +68,7 @@ class LoraSpec(_Model):
     target_modules: list[str] = Field(default_factory=lambda: list(PAPER_TARGETS))
 
 
-class EvalSpec(_Model):
+class EvalSpec(ConfigModel):
     """Test-split evaluation: RS3 sampling settings, one caption per image (the paper's METEOR protocol)."""
 
     enabled: bool = True
@@ -90,15 +85,15 @@ class EvalSpec(_Model):
     )
 
 
-class FinetuneConfig(_Model):
+class FinetuneConfig(ConfigModel):
     """Everything ``finetune-captioner`` needs (paths may be relative to the YAML's folder)."""
 
-    model: str = Field(default="Salesforce/blip2-opt-6.7b", description="hub id, local dir or tiny name")
+    model: ModelRef = Field(default="Salesforce/blip2-opt-6.7b", description="hub id, local dir or tiny name")
     revision: str | None = None
     train: CaptionSplit | None = None
     test: CaptionSplit | None = None
     fixture: FixtureSpec | None = None
-    out_dir: str = "data/captioner-ft/run"
+    out_dir: PathStr = "data/captioner-ft/run"
     lora: LoraSpec = Field(default_factory=LoraSpec)
     lr: float = Field(default=5e-5, gt=0)
     weight_decay: float = Field(default=0.01, ge=0)
@@ -133,51 +128,10 @@ def paper_preset(**overrides: Any) -> FinetuneConfig:
     return FinetuneConfig.model_validate(overrides)
 
 
-def _resolve(raw: dict[str, Any], base: Path) -> dict[str, Any]:
-    def fix(value: str | None) -> str | None:
-        if value is None:
-            return None
-        value = os.path.expandvars(value)
-        return value if os.path.isabs(value) else os.path.normpath(base / value)
-
-    for split in ("train", "test"):
-        if isinstance(raw.get(split), dict):
-            for key in ("captions", "filenames", "csv", "images"):
-                if raw[split].get(key):
-                    raw[split][key] = fix(raw[split][key])
-    if isinstance(raw.get("fixture"), dict):
-        for key in ("out", "real_captions"):
-            if raw["fixture"].get(key):
-                raw["fixture"][key] = fix(raw["fixture"][key])
-    if raw.get("out_dir"):
-        raw["out_dir"] = fix(raw["out_dir"])
-    model = raw.get("model")
-    if model and model != TINY_BLIP2 and not os.path.isabs(model) and (base / model).exists():
-        raw["model"] = str(base / model)
-    return raw
-
-
 def load_finetune_config(path: str | os.PathLike[str], **overrides: Any) -> FinetuneConfig:
-    """Load a YAML (top-level keys, or nested under ``finetune:``); non-None ``overrides`` win.
-
-    Relative paths resolve against the YAML's folder (``$VARS`` expanded); override paths against the
-    current directory. Dotted override keys reach nested fields (``eval.enabled``).
+    """Load a YAML (top-level keys, or nested under ``finetune:``) with the path rule of
+    ``rs5m.config.loader`` (relative to the YAML's folder, ``$VARS`` expanded); non-None ``overrides`` win
+    (dotted keys reach nested fields, ``eval.enabled``; override paths are relative to the working
+    directory). Raises ``FileNotFoundError`` or ``ValueError`` with a one-line message.
     """
-    p = Path(path)
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"cannot read config {p}: {exc}") from exc
-    raw = raw.get("finetune", raw) if isinstance(raw, dict) else raw
-    if not isinstance(raw, dict):
-        raise ValueError(f"{p}: expected a mapping")
-    raw = _resolve(raw, p.resolve().parent)
-    for key, value in overrides.items():
-        if value is None:
-            continue
-        node = raw
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = os.path.abspath(value) if key == "out_dir" else value
-    return FinetuneConfig.model_validate(raw)
+    return load_config(path, FinetuneConfig, overrides, section="finetune")

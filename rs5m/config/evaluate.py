@@ -22,24 +22,20 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from rs5m.config.loader import ConfigModel, PathStr, load_config
 from rs5m.config.models import NORM_PRESETS, PRECISIONS
 
 ZeroShotProtocol = Literal["georsclip", "clip_benchmark"]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-
-
-class ModelSpec(_Model):
+class ModelSpec(ConfigModel):
     """Which weights to evaluate: an open_clip name plus a pretrained tag and/or a local state_dict."""
 
     name: str = "ViT-B-32"
     pretrained: str | None = None
-    checkpoint: str | None = None
+    checkpoint: PathStr | None = None
     quick_gelu: bool | None = None
     precision: str = "fp32"
     image_norm: str = "clip"
@@ -62,23 +58,23 @@ class ModelSpec(_Model):
         return " ".join(p for p in parts if p) + " (ours)"
 
 
-class ZeroShotDataset(_Model):
+class ZeroShotDataset(ConfigModel):
     """An ImageFolder classification set; ``name`` labels its table column (``<name>_acc``)."""
 
     name: str
-    root: str
+    root: PathStr
     protocol: ZeroShotProtocol = "georsclip"
     max_per_class: int | None = Field(default=None, ge=1)
 
 
-class RetrievalDataset(_Model):
+class RetrievalDataset(ConfigModel):
     """A retrieval split: ``csv`` (``filename,title``) or txt pair ``captions_file``/``filenames_file``."""
 
     name: str
-    images_dir: str
-    csv: str | None = None
-    captions_file: str | None = None
-    filenames_file: str | None = None
+    images_dir: PathStr
+    csv: PathStr | None = None
+    captions_file: PathStr | None = None
+    filenames_file: PathStr | None = None
     encoding: str | None = None
 
     @model_validator(mode="after")
@@ -91,18 +87,18 @@ class RetrievalDataset(_Model):
         return self
 
 
-class SeloDataset(_Model):
+class SeloDataset(ConfigModel):
     """AIR-SLT style semantic localisation: ``anno.json`` plus the folder of large images."""
 
     name: str = "AIR-SLT"
-    annotations: str
-    images_dir: str
+    annotations: PathStr
+    images_dir: PathStr
     scales: list[int] = Field(default_factory=lambda: [256, 512, 768], min_length=1)
     max_queries: int | None = Field(default=None, ge=1)
     save_maps: bool = True
 
 
-class EvalConfig(_Model):
+class EvalConfig(ConfigModel):
     """Everything one evaluation run needs; results go to ``output_dir``, embeddings to ``cache_dir``."""
 
     model: ModelSpec = Field(default_factory=ModelSpec)
@@ -112,10 +108,15 @@ class EvalConfig(_Model):
     batch_size: int = Field(default=64, ge=1, le=8192)
     workers: int = Field(default=2, ge=0, le=128)
     device: str = "cpu"
-    output_dir: str = "eval-results"
-    cache_dir: str | None = None
+    output_dir: PathStr = "eval-results"
+    cache_dir: PathStr | None = None
     use_cache: bool = True
     compare_published: bool = True
+    demo_data: PathStr | None = Field(
+        default=None,
+        description="write the generated demo datasets (`rs5m evaluate --demo`) into this folder first "
+        "when they are missing: sample runs work from a fresh clone",
+    )
 
     @model_validator(mode="after")
     def _some_task(self) -> EvalConfig:
@@ -127,66 +128,31 @@ class EvalConfig(_Model):
             raise ValueError(f"dataset names must be unique, repeated: {dup}")
         return self
 
+    def missing_paths(self) -> list[str]:
+        """The dataset files and folders this config names that do not exist (model files not included)."""
+        paths = [d.root for d in self.zeroshot]
+        for r in self.retrieval:
+            paths += [p for p in (r.images_dir, r.csv, r.captions_file, r.filenames_file) if p]
+        paths += [p for s in self.selo for p in (s.annotations, s.images_dir)]
+        return [p for p in paths if not Path(p).exists()]
+
     def resolved_cache_dir(self) -> Path:
         """Embedding cache folder (``cache_dir`` or ``<output_dir>/cache``)."""
         return Path(self.cache_dir) if self.cache_dir else Path(self.output_dir) / "cache"
 
 
-_PATH_KEYS = ("root", "csv", "captions_file", "filenames_file", "images_dir", "annotations", "checkpoint")
-
-
-def _resolve(raw: dict[str, Any], base: Path) -> dict[str, Any]:
-    def fix(d: dict[str, Any]) -> None:
-        for key in _PATH_KEYS:
-            val = d.get(key)
-            if isinstance(val, str) and not os.path.isabs(val):
-                d[key] = os.path.normpath(base / val)
-
-    for section in ("zeroshot", "retrieval", "selo"):
-        for item in raw.get(section) or []:
-            if isinstance(item, dict):
-                fix(item)
-    if isinstance(raw.get("model"), dict):
-        fix(raw["model"])
-    for key in ("output_dir", "cache_dir"):
-        val = raw.get(key)
-        if isinstance(val, str) and not os.path.isabs(val):
-            raw[key] = os.path.normpath(base / val)
-    return raw
-
-
-MODEL_OVERRIDES = ("name", "pretrained", "checkpoint", "precision", "label", "quick_gelu")
+MODEL_OVERRIDES = ("name", "pretrained", "checkpoint", "precision", "label", "quick_gelu", "image_norm")
 
 
 def load_eval_config(path: str | os.PathLike[str], **overrides: Any) -> EvalConfig:
-    """Load a YAML eval config; ``overrides`` (not ``None``) replace top-level keys.
+    """Load a YAML eval config (``rs5m.config.loader``: paths relative to the YAML's folder); ``overrides``
+    (not ``None``) replace top-level keys, ``model_<key>`` the model's (``model_checkpoint``).
 
-    Keys ``model_name``/``model_pretrained``/``model_checkpoint``/... override ``model.*``. Override
-    paths are taken as given (relative to the working directory). Raises ``FileNotFoundError`` or
-    ``ValueError`` with a one-line message.
+    Override paths are relative to the working directory. Raises ``FileNotFoundError`` or ``ValueError``
+    with a one-line message.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"config not found: {p}")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"cannot read config {p}: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ValueError(f"config {p} must be a mapping, got {type(raw).__name__}")
-    raw = _resolve(raw, p.resolve().parent)
+    over = {}
     for key, val in overrides.items():
-        if val is None:
-            continue
-        if key.startswith("model_") and key[len("model_") :] in MODEL_OVERRIDES:
-            raw.setdefault("model", {})[key[len("model_") :]] = val
-        else:
-            raw[key] = val
-    try:
-        return EvalConfig.model_validate(raw)
-    except ValueError as exc:
-        raise ValueError(f"invalid config {p}: {_one_line(exc)}") from exc
-
-
-def _one_line(exc: Exception) -> str:
-    return " | ".join(line.strip() for line in str(exc).splitlines() if line.strip())[:500]
+        field = key.removeprefix("model_")
+        over[f"model.{field}" if key.startswith("model_") and field in MODEL_OVERRIDES else key] = val
+    return load_config(path, EvalConfig, over)

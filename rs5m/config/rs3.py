@@ -8,37 +8,33 @@ profile (``deployments/rs3-sample.yaml``) swaps in tiny random models; nothing e
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from rs5m.config.loader import ConfigModel, ConfigPath, PathStr, load_config
 from rs5m.core.schema import StageName
 
 TINY_BLIP2 = "tiny-random-blip2"  # model name that builds the tiny random BLIP-2 of ``captioner.tiny_blip2``
+ModelRef = Annotated[str, ConfigPath(if_exists=True)]  # a local folder when it exists, else a hub id
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class RS3SourceConfig(_Model):
+class RS3SourceConfig(ConfigModel):
     """One RS3 dataset: its root as officially distributed, optional glob patterns, partition size."""
 
     name: Literal["fmow", "ben", "millionaid"]
-    root: str
+    root: PathStr
     patterns: list[str] | None = Field(default=None, description="None = the official layout's default")
     files_per_partition: int = Field(default=5000, ge=1, le=1_000_000)
     limit: int | None = Field(default=None, ge=1, description="first N items after sorting (smoke runs)")
 
 
-class CaptionerConfig(_Model):
+class CaptionerConfig(ConfigModel):
     """BLIP-2 captioner and its decoding parameters (all stored in each sample's provenance)."""
 
-    model: str = Field(default="Salesforce/blip2-opt-6.7b", description="hub id, local dir or tiny name")
+    model: ModelRef = Field(default="Salesforce/blip2-opt-6.7b", description="hub id, local dir or tiny name")
     revision: str | None = None
-    adapter: str | None = Field(default=None, description="LoRA adapter dir (peft), e.g. RSITMD-tuned")
+    adapter: PathStr | None = Field(default=None, description="LoRA adapter dir (peft), e.g. RSITMD-tuned")
     dtype: Literal["fp32", "fp16", "bf16"] = "fp16"
     prompt: str | None = Field(default=None, description="None = unconditional captioning, as published")
     n_samples: int = Field(default=20, ge=1, le=256)
@@ -48,18 +44,18 @@ class CaptionerConfig(_Model):
     batch_size: int = Field(default=8, ge=1, le=1024, description="images per generate call")
 
 
-class RankerConfig(_Model):
+class RankerConfig(ConfigModel):
     """An open_clip model used to rank candidate captions; ``keep`` = how many survive its ranking."""
 
     model: str
     pretrained: str | None = None
-    checkpoint: str | None = None
+    checkpoint: PathStr | None = None
     precision: Literal["fp32", "fp16", "bf16"] = "fp16"
     init_seed: int = 0
     keep: int = Field(ge=1, le=256)
 
 
-class RS3Config(_Model):
+class RS3Config(ConfigModel):
     """Everything the ``rs3`` flow needs."""
 
     sources: list[RS3SourceConfig] = Field(default_factory=list)
@@ -102,32 +98,7 @@ class RS3Config(_Model):
         return self
 
 
-def resolve_rs3_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Make relative ``sources[].root``, ``captioner.model``/``adapter`` and ranker checkpoints absolute.
-
-    A captioner ``model`` is treated as a path only when it exists relative to ``base`` (else a hub id).
-    """
-    for src in raw.get("sources", []) or []:
-        if "root" in src and not os.path.isabs(src["root"]):
-            src["root"] = str(base / src["root"])
-    cap = raw.get("captioner") or {}
-    if cap.get("adapter") and not os.path.isabs(cap["adapter"]):
-        cap["adapter"] = str(base / cap["adapter"])
-    if cap.get("model") and not os.path.isabs(cap["model"]) and (base / cap["model"]).exists():
-        cap["model"] = str(base / cap["model"])
-    for key in ("ranker_a", "ranker_b"):
-        ranker = raw.get(key) or {}
-        if ranker.get("checkpoint") and not os.path.isabs(ranker["checkpoint"]):
-            ranker["checkpoint"] = str(base / ranker["checkpoint"])
-    return raw
-
-
 def load_rs3_config(path: str | os.PathLike[str]) -> RS3Config:
-    """Load an RS3 config YAML (top-level keys of ``RS3Config``, or nested under ``rs3:``)."""
-    p = Path(path)
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"cannot read config {p}: {exc}") from exc
-    raw = raw.get("rs3", raw) if isinstance(raw, dict) else raw
-    return RS3Config.model_validate(resolve_rs3_paths(raw, p.resolve().parent))
+    """Load an RS3 config YAML (top-level keys of ``RS3Config``, or nested under ``rs3:``); relative paths
+    resolve against the YAML's folder (``rs5m.config.loader``)."""
+    return load_config(path, RS3Config, section="rs3")

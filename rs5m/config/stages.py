@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from rs5m.config.loader import PathStr
+
 RS_NOUNS = ("remote sensing image", "aerial image", "satellite image")
 RS_ADJECTIVES = (
     "low resolution", "bad", "cropped", "bright", "dark",
@@ -33,7 +35,7 @@ class ScoringConfig(BaseModel):
 
     model_name: str = "convnext_xxlarge"
     pretrained: str | None = "laion2b_s34b_b82k_augreg_soup"
-    checkpoint: str | None = None
+    checkpoint: PathStr | None = None
     prompts: list[str] = Field(default_factory=rs_prompts, min_length=1)
     batch_size: int = Field(default=256, ge=1, le=65536)
     precision: Literal["fp32", "bf16", "fp16"] = Field(default="bf16", description="autocast on CUDA")
@@ -89,6 +91,34 @@ class DownloadConfig(BaseModel):
     user_agent_token: str | None = "img2dataset"
     min_bytes: int = Field(default=0, ge=0)
     max_bytes: int = Field(default=64 * 2**20, ge=1)
+    # DNS: one cache per worker process (rs5m.pipeline.download.resolver); see docs/operations.md
+    dns_cache_size: int = Field(
+        default=65_536, ge=0, le=10_000_000, description="host names cached per process; 0: no cache"
+    )
+    dns_ttl_s: float = Field(default=300.0, ge=0, le=86_400, description="seconds an address answer is kept")
+    dns_negative_ttl_s: float = Field(
+        default=60.0, ge=0, le=86_400, description="seconds a 'no such name / no address' answer is kept"
+    )
+    dns_error_ttl_s: float = Field(
+        default=30.0, ge=0, le=3600, description="seconds a temporary failure (EAI_AGAIN, no answer) is kept"
+    )
+    dns_timeout_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=300,
+        description="seconds a fetch waits for one lookup (its answer is kept later)",
+    )
+    dns_max_lookups: int = Field(default=64, ge=1, le=4096, description="lookups in flight per process")
+    dns_prefetch: bool = Field(default=True, description="look up each shard's host names before fetching")
+    dns_settle_s: float = Field(
+        default=0.25,
+        ge=0,
+        le=60,
+        description="wait for those lookups; URLs of names still unanswered go last",
+    )
+    host_stats_top_n: int = Field(
+        default=100, ge=0, le=100_000, description="hosts with per-reason counts per partition; rest: (other)"
+    )
 
 
 class ValidityConfig(BaseModel):
@@ -103,10 +133,55 @@ class ValidityConfig(BaseModel):
     rgb_jpeg_quality: int = Field(default=95, ge=1, le=100)  # re-encoding converted JPEGs (CMYK, grey)
 
 
-class DedupConfig(BaseModel):
-    """Knobs of the dedup stage. ``near_threshold`` 8 rather than imagededup's 10: see docs/benchmarks.md."""
+class EmbeddingIndexConfig(BaseModel):
+    """k-NN search over image embeddings: exact (FAISS brute force) up to ``exact_max_rows`` valid rows,
+    above that an inverted file (two-level k-means cells, searched list by list); recall in
+    docs/benchmarks.md."""
 
     model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["auto", "exact", "ivf"] = "auto"
+    exact_max_rows: int = Field(default=50_000, ge=1)
+    cell_rows: int = Field(default=512, ge=8, le=1_000_000, description="mean rows per inverted-file cell")
+    nprobe: int = Field(default=4, ge=1, le=64, description="cells each row is compared in")
+    coarse_probe: int = Field(default=3, ge=1, le=64, description="top-level cells scored per row")
+    probe_margin: float = Field(
+        default=1.0, ge=0, le=2, description="probe only cells within this cosine of the row's best"
+    )
+    train_rows: int = Field(default=262_144, ge=1_000, description="sample size for k-means")
+    kmeans_iters: int = Field(default=10, ge=1, le=100)
+    chunk_rows: int = Field(default=65_536, ge=256, description="rows per assignment and query block")
+    gpu: Literal["auto", "never"] = Field(default="auto", description="auto: FAISS GPU k-NN when present")
+
+
+class DedupEmbeddingModel(BaseModel):
+    """An open_clip image model for dedup embeddings when the scoring stage's are not reused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_name: str = "ViT-B-32"
+    pretrained: str | None = None
+    checkpoint: PathStr | None = None
+    batch_size: int = Field(default=64, ge=1, le=65536)
+    device: str = "auto"
+
+
+class DedupConfig(BaseModel):
+    """Knobs of the dedup stage. ``near_threshold`` 8 rather than imagededup's 10: see docs/benchmarks.md.
+
+    ``method`` picks pHash near-duplicates (after URL and content), image-embedding near-duplicates
+    (RS5M's fastdup method: k nearest neighbours by cosine, components of pairs at or above
+    ``embedding_threshold``), or both in that order. ``embeddings`` "scoring" reuses the scoring stage's
+    image embeddings; a model spec embeds with that model instead.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["phash", "embedding", "both"] = "both"
+    embeddings: Literal["scoring"] | DedupEmbeddingModel = "scoring"
+    embedding_threshold: float = Field(default=0.96, gt=0, le=1)  # cosine at or above which a pair links
+    k: int = Field(default=5, ge=1, le=100)  # nearest neighbours per image (RS5M/fastdup: 5)
+    embedding_index: EmbeddingIndexConfig = Field(default_factory=EmbeddingIndexConfig)
 
     near_threshold: int = Field(default=8, ge=0, le=32)  # max Hamming distance of near-duplicate pHashes
     phash_draft_size: int | None = Field(default=64, ge=32)  # JPEG DCT downscale before hashing; None: exact
@@ -143,7 +218,7 @@ class DetectorConfig(BaseModel):
     backbone: Literal["open_clip", "timm"] = "open_clip"
     model_name: str = "ViT-B-16"
     pretrained: str | None = None
-    checkpoint: str | None = None
+    checkpoint: PathStr | None = None
     finetune: bool = False
     epochs: int = Field(default=20, ge=1, le=1000)
     lr: float = Field(default=1e-3, gt=0, le=1.0)

@@ -24,14 +24,14 @@ steps, gradient clipping at 50; initialise from ``RS5M_ViT-B-32.pt``).
 
 from __future__ import annotations
 
-import copy
+import hashlib
+import json
 import os
-from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from rs5m.config.loader import ConfigModel, ConfigPath, PathStr, deep_merge, load_config
 from rs5m.config.models import NORM_PRESETS
 
 Precision = Literal["fp32", "amp", "amp_bf16"]
@@ -61,16 +61,18 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+Shards = Annotated[str, ConfigPath(split="::")]  # folder, glob, brace pattern or '::'-joined list; URLs kept
+Resume = Annotated[str, ConfigPath(keep=("auto", "never"))]
+# Fields that say where a run goes or how it is watched, not what it trains (left out of the run hash).
+NOT_HASHED = {"output_dir", "resume", "device", "log_every", "checkpoint_every", "keep_checkpoints"}
 
 
-class ModelInit(_Model):
+class ModelInit(ConfigModel):
     """Initial weights: an open_clip name plus a pretrained tag and/or a local (GeoRSCLIP) state_dict."""
 
     name: str = "ViT-B-32"
     pretrained: str | None = None
-    checkpoint: str | None = None
+    checkpoint: PathStr | None = None
     quick_gelu: bool | None = None
     image_norm: str = "clip"
     init_seed: int = 0
@@ -82,20 +84,20 @@ class ModelInit(_Model):
         return self
 
 
-class CsvSource(_Model):
+class CsvSource(ConfigModel):
     """An RSICD/RSITMD-style ``filename,title`` CSV with its image folder (reference §9.3)."""
 
-    csv: str
-    images_dir: str
+    csv: PathStr
+    images_dir: PathStr
     encoding: str | None = None
     filename_col: str = "filename"
     caption_col: str = "title"
 
 
-class DataConfig(_Model):
+class DataConfig(ConfigModel):
     """Training data: webdataset shards (any layout, incl. the released RS5M tars) or CSV sources."""
 
-    shards: str | None = None
+    shards: Shards | None = None
     split: str | None = "train"
     layout: Literal["auto", "rs5m", "open_clip", "legacy"] = "auto"
     csv: list[CsvSource] = Field(default_factory=list)
@@ -112,7 +114,7 @@ class DataConfig(_Model):
         return self
 
 
-class OptimConfig(_Model):
+class OptimConfig(ConfigModel):
     """AdamW + schedule. ``grad_clip_norm=None`` disables clipping; warmup is linear from 0."""
 
     lr: float = Field(default=1e-6, gt=0)
@@ -125,7 +127,7 @@ class OptimConfig(_Model):
     grad_clip_norm: float | None = Field(default=None, gt=0)
 
 
-class PeftConfig(_Model):
+class PeftConfig(ConfigModel):
     """LoRA on both towers' attention (in_proj + out_proj) and MLP (c_fc, c_proj); base weights frozen."""
 
     method: Literal["lora"] = "lora"
@@ -138,7 +140,7 @@ class PeftConfig(_Model):
     train_logit_scale: bool = False
 
 
-class TrainConfig(_Model):
+class TrainConfig(ConfigModel):
     """Everything one training run needs; checkpoints, logs and the final model go to ``output_dir``."""
 
     preset: Literal["paper", "ret2"] | None = None
@@ -158,8 +160,10 @@ class TrainConfig(_Model):
     log_every: int = Field(default=10, ge=1)
     seed: int = 0
     device: str = "auto"
-    output_dir: str = "train-runs/run"
-    resume: str = Field(default="auto", description="auto (latest in output_dir) | never | a checkpoint path")
+    output_dir: PathStr = "train-runs/run"
+    resume: Resume = Field(
+        default="auto", description="auto (latest in output_dir) | never | a checkpoint path"
+    )
 
     @model_validator(mode="after")
     def _engine_fits(self) -> TrainConfig:
@@ -172,12 +176,13 @@ class TrainConfig(_Model):
         """Samples per optimizer step over all ranks."""
         return self.batch_size * self.accum_steps * world_size
 
-
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, val in over.items():
-        out[key] = _merge(out[key], val) if isinstance(val, dict) and isinstance(out.get(key), dict) else val
-    return out
+    def config_hash(self) -> str:
+        """Hash of what decides the trained weights, data location left out (``data.shards``,
+        ``data.version``: the run's data is identified by its own fingerprint) and so are the fields of
+        ``NOT_HASHED``; paths as the config file writes them."""
+        payload = self.portable_dump(exclude=NOT_HASHED)
+        payload["data"] = {k: v for k, v in payload["data"].items() if k not in ("shards", "version")}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def with_preset(raw: dict[str, Any]) -> dict[str, Any]:
@@ -187,62 +192,13 @@ def with_preset(raw: dict[str, Any]) -> dict[str, Any]:
         return raw
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
-    return _merge(PRESETS[name], raw)
-
-
-def _resolve_paths(raw: dict[str, Any], base: Path) -> dict[str, Any]:
-    def fix(d: dict[str, Any], keys: tuple[str, ...]) -> None:
-        for key in keys:
-            val = d.get(key)
-            if isinstance(val, str) and val and not os.path.isabs(val) and "://" not in val:
-                d[key] = "::".join(os.path.normpath(base / part) for part in val.split("::"))
-
-    fix(raw, ("output_dir",))
-    if isinstance(raw.get("model"), dict):
-        fix(raw["model"], ("checkpoint",))
-    data = raw.get("data")
-    if isinstance(data, dict):
-        fix(data, ("shards",))
-        for src in data.get("csv") or []:
-            if isinstance(src, dict):
-                fix(src, ("csv", "images_dir"))
-    if raw.get("resume") not in (None, "auto", "never"):
-        fix(raw, ("resume",))
-    return raw
-
-
-def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
-    """Set ``raw["a"]["b"] = value`` for ``dotted="a.b"``, creating sections on the way."""
-    *parents, leaf = dotted.split(".")
-    node = raw
-    for part in parents:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ValueError(f"override {dotted!r}: {part!r} is not a section")
-    node[leaf] = value
+    return deep_merge(PRESETS[name], raw)
 
 
 def load_train_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Load a YAML train config; ``overrides`` (dotted keys, ``None`` skipped) are applied after the preset.
+    """Load a YAML train config (``rs5m.config.loader``: paths relative to the YAML's folder); ``overrides``
+    (dotted keys, ``None`` skipped, paths relative to the working directory) apply after the preset.
 
-    Override paths are taken as given (relative to the working directory). Raises ``FileNotFoundError``
-    or ``ValueError`` with a one-line message.
+    Raises ``FileNotFoundError`` or ``ValueError`` with a one-line message.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"config not found: {p}")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"cannot read config {p}: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ValueError(f"config {p} must be a mapping, got {type(raw).__name__}")
-    raw = with_preset(_resolve_paths(raw, p.resolve().parent))
-    for key, val in (overrides or {}).items():
-        if val is not None:
-            set_dotted(raw, key, val)
-    try:
-        return TrainConfig.model_validate(raw)
-    except ValueError as exc:
-        msg = " | ".join(line.strip() for line in str(exc).splitlines() if line.strip())[:500]
-        raise ValueError(f"invalid config {p}: {msg}") from exc
+    return load_config(path, TrainConfig, overrides, prepare=with_preset)

@@ -147,6 +147,11 @@ class VersionLayout:
         return self.dir / "plan.json"
 
     @property
+    def forecast_file(self) -> Path:
+        """The forecast made when the build started (``rs5m.pipeline.forecast``)."""
+        return self.dir / "forecast.json"
+
+    @property
     def complete_marker(self) -> Path:
         """Written last when the version is complete (it is immutable from then on)."""
         return self.dir / "COMPLETE"
@@ -191,7 +196,10 @@ class VersionLayout:
         if not stats.exists():
             return []
         base = self.stage_dir(stage)
-        folders = [base / source, *(d / source for d in base.glob("_*") if d.name != _STATS)]
+        sides = (
+            d for d in base.glob("_*") if d.name not in (_STATS, "_timing")
+        )  # timings: of the run that did it
+        folders = [base / source, *(d / source for d in sides)]
         found = [p for d in folders if d.is_dir() for p in d.iterdir() if _of_part(p.name, part)]
         return [*sorted(found), stats]
 

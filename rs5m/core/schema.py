@@ -86,8 +86,8 @@ class StageName(StrEnum):
     KEYWORD = "keyword"
     DOWNLOAD = "download"
     VALIDITY = "validity"
-    DEDUP = "dedup"
     OUTLIER_SCORE = "outlier_score"
+    DEDUP = "dedup"
     OUTLIER = "outlier"
     PACKAGE = "package"
     RS3_READ = "read"
@@ -112,9 +112,11 @@ class Reason(StrEnum):
     NO_KEYWORD_MATCH = "no_keyword_match"
     DUPLICATE_RECORD = "duplicate_record"  # an exact copy (same uid) of a kept hit in the same partition
     # download
-    DOWNLOAD_FAILED = "download_failed"  # 404/403/other 4xx, connection refused, DNS failure
+    DOWNLOAD_FAILED = "download_failed"  # permanent: 404/410/403/other 4xx, connection refused, TLS
+    DNS_FAILED = "dns_failed"  # permanent: the name does not exist or has no address (NXDOMAIN)
+    DNS_TRANSIENT = "dns_transient"  # transient: EAI_AGAIN / resolver failure, or no answer in time
     DOWNLOAD_TIMEOUT = "download_timeout"  # transient: retried by --retry-failed
-    DOWNLOAD_TRANSIENT = "download_transient"  # transient: 408, 429, 5xx, connection reset
+    DOWNLOAD_TRANSIENT = "download_transient"  # transient: 408, 429, 5xx, connection reset, unreachable
     REFUSED_URL = "refused_url"  # egress guard: scheme, userinfo, host or port not allowed
     REFUSED_HOST = "refused_host"  # egress guard: host resolves to a private/loopback/... address
     REDIRECT_REFUSED = "redirect_refused"  # a redirect hop into a refused address or scheme
@@ -135,6 +137,7 @@ class Reason(StrEnum):
     URL_DUPLICATE = "url_duplicate"
     CONTENT_DUPLICATE = "content_duplicate"
     NEAR_DUPLICATE = "near_duplicate"
+    SEMANTIC_DUPLICATE = "semantic_duplicate"  # image embeddings within the cosine threshold (k-NN)
     # outlier
     OUTLIER_VLM = "outlier_vlm"  # s_vlm under the pooled quantile
     OUTLIER_RS = "outlier_rs"  # c_rs (RS detector) under the pooled quantile

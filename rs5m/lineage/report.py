@@ -35,24 +35,26 @@ def _series(row: dict[str, Any]) -> dict[str, int | None]:
 
 
 def funnel_chart(rows: list[dict[str, Any]], path: str | Path, title: str = "PUB11 funnel") -> Path:
-    """Draw per-source counts after each stage (log scale) as grouped horizontal bars; return the path.
-
-    Stages that have not run (``None`` everywhere) are left out.
-    """
+    """Draw pairs left after each stage per source (one line each, log scale, the total in black) on one
+    screen (990 x 550 px); return the path. Stages that have not run (``None`` everywhere) are left out."""
     sources = [r for r in rows if r["Name"] != "Total"]
-    series = [_series(r) for r in sources]
+    total = [r for r in rows if r["Name"] == "Total"]
+    series = [_series(r) for r in [*sources, *total]]
     columns = [c for c in series[0] if any(s[c] is not None for s in series)] if series else []
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(sources) * max(1, len(columns)) / 2 + 1.5))
-    height = 0.8 / max(1, len(columns))
-    for i, col in enumerate(columns):
-        ys = [j + i * height for j in range(len(sources))]
-        ax.barh(ys, [max(s[col] or 0, 0.9) for s in series], height=height, label=col)
-    ax.set_yticks([j + 0.4 - height / 2 for j in range(len(sources))], [r["Name"] for r in sources])
-    ax.invert_yaxis()
-    ax.set_xscale("log")
-    ax.set_xlabel("pairs (log scale)")
+    fig, ax = plt.subplots(figsize=(9, 5))
+    colours = plt.get_cmap("tab20").colors
+    xs = list(range(len(columns)))
+    for i, (row, ser) in enumerate(zip([*sources, *total], series, strict=True)):
+        ys = [max(ser[c], 0.9) if ser[c] is not None else float("nan") for c in columns]
+        total_line = row["Name"] == "Total"
+        colour, width = ("black", 2.5) if total_line else (colours[i % 20], 1.2)
+        ax.plot(xs, ys, marker="o", markersize=3, label=row["Name"], color=colour, linewidth=width)
+    ax.set_xticks(xs, columns)
+    ax.set_yscale("log")
+    ax.set_ylabel("pairs (log scale)")
     ax.set_title(title)
-    ax.legend(loc="lower right", fontsize="small")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small", frameon=False)
     fig.tight_layout()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

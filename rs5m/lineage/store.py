@@ -5,8 +5,10 @@ read-only openers out (readers only keep writers out). ``load_version`` and ``se
 nothing else) open it read-write, briefly; ``connect`` waits with backoff while another process holds
 it (``LINEAGE_WAIT_S``, or ``$RS5M_LINEAGE_WAIT_S``) and then raises ``LineageBusy`` naming the file.
 Tables: ``versions``, ``stage_stats`` (one row per version/stage/partition), ``stage_reasons`` (removed
-rows per reason), ``keyword_hits``. Views: ``funnel`` (the RS5M PUB11 table, per version) and
-``reasons``. Per-sample decisions stay in parquet and are read by ``rs5m.lineage.why``.
+rows per reason), ``keyword_hits``, ``download_hosts`` (download outcomes per URL host and reason, NULL
+reason = downloaded; each download partition's top hosts, the rest under host ``(other)``).
+Views: ``funnel`` (the RS5M PUB11 table, per version) and ``reasons``. Per-sample decisions stay in
+parquet and are read by ``rs5m.lineage.why``.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ CREATE TABLE IF NOT EXISTS stage_stats (version VARCHAR, subset VARCHAR, source 
 CREATE TABLE IF NOT EXISTS stage_reasons (version VARCHAR, subset VARCHAR, source VARCHAR, stage VARCHAR,
     partition VARCHAR, reason VARCHAR, n BIGINT);
 CREATE TABLE IF NOT EXISTS keyword_hits (version VARCHAR, source VARCHAR, keyword VARCHAR, n BIGINT);
+CREATE TABLE IF NOT EXISTS download_hosts (version VARCHAR, source VARCHAR, host VARCHAR, reason VARCHAR,
+    n BIGINT);
 CREATE OR REPLACE VIEW stage_totals AS
     SELECT version, subset, source, stage, sum(n_in) AS n_in, sum(n_out) AS n_out
     FROM stage_stats GROUP BY ALL;
@@ -207,9 +211,10 @@ def load_version(db_path: str | Path, version: str, version_dir: Path) -> int:
     for s in stats:
         for kw, n in s.extra.get("keyword_hits", {}).items():
             hits[(s.source, kw)] = hits.get((s.source, kw), 0) + int(n)
+    hosts = _host_counts(stats)
     with connect(db_path) as con:
         con.execute("BEGIN TRANSACTION")
-        for table in ("stage_stats", "stage_reasons", "keyword_hits"):
+        for table in ("stage_stats", "stage_reasons", "keyword_hits", "download_hosts"):
             con.execute(f"DELETE FROM {table} WHERE version = ?", [version])
         if rows:
             con.executemany("INSERT INTO stage_stats VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
@@ -220,8 +225,26 @@ def load_version(db_path: str | Path, version: str, version_dir: Path) -> int:
                 "INSERT INTO keyword_hits VALUES (?, ?, ?, ?)",
                 [(version, s, k, n) for (s, k), n in hits.items()],
             )
+        if hosts:
+            con.executemany(
+                "INSERT INTO download_hosts VALUES (?, ?, ?, ?, ?)",
+                [(version, s, h, r, n) for (s, h, r), n in hosts.items()],
+            )
         con.execute("COMMIT")
     return len(stats)
+
+
+def _host_counts(stats: list[PartitionStats]) -> dict[tuple[str, str, str | None], int]:
+    """(source, host, reason; None: success) -> n, summed over download partitions' ``extra["hosts"]``."""
+    out: dict[tuple[str, str, str | None], int] = {}
+    for s in stats:
+        if s.stage != StageName.DOWNLOAD.value:
+            continue
+        for host, outcomes in s.extra.get("hosts", {}).items():
+            for outcome, n in outcomes.items():
+                key = (s.source, host, None if outcome == "success" else outcome)
+                out[key] = out.get(key, 0) + int(n)
+    return out
 
 
 def latest_version(con: duckdb.DuckDBPyConnection) -> str:
@@ -286,6 +309,31 @@ def keyword_rows(con: duckdb.DuckDBPyConnection, version: str) -> list[dict[str,
         [version],
     ).fetchall()
     return [{"keyword": k, "n": int(n)} for k, n in res]
+
+
+def host_rows(con: duckdb.DuckDBPyConnection, version: str, top: int = 20) -> list[dict[str, Any]]:
+    """The ``top`` hosts by failed downloads (all sources), each with its failure reasons, most first;
+    then the hosts that no partition ranked among its top hosts, summed, as ``(other)``."""
+    res = con.execute(
+        """WITH hr AS (SELECT host, reason, sum(n) AS n FROM download_hosts WHERE version = ? GROUP BY ALL)
+           SELECT host, sum(n) AS urls, coalesce(sum(n) FILTER (WHERE reason IS NOT NULL), 0) AS failed,
+               string_agg(reason || ' ' || n, ', ' ORDER BY n DESC, reason) AS reasons
+           FROM hr GROUP BY host
+           ORDER BY host = '(other)', failed DESC, urls DESC, host""",
+        [version],
+    ).fetchall()
+    rows = [
+        {
+            "host": host,
+            "urls": int(urls),
+            "failed": int(failed),
+            "failed %": round(100 * failed / urls, 1) if urls else None,
+            "reasons": reasons or "",
+        }
+        for host, urls, failed, reasons in res
+    ]
+    named = [r for r in rows if r["host"] != "(other)"]
+    return named[:top] + [r for r in rows if r["host"] == "(other)"]
 
 
 def dumps_rows(rows: list[dict[str, Any]]) -> str:

@@ -1,10 +1,10 @@
 """``why(uid)``: every recorded decision for one sample, read from the version's per-sample parquet files.
 
 A uid starts with its source name, so only that source's files are scanned. Stages record decisions
-as follows: ingest — kept rows in ``ingest/<source>/*.parquet``, removed rows with a reason in
-``ingest/_rejects``; keyword — kept rows (with the matched keywords) in ``keyword/<source>/*.parquet``;
-an ingested row absent there was removed as ``no_keyword_match`` (derived, not stored, because at
-billions of rows a per-row record of non-matches would double the metadata on disk); download —
+as follows: ingest — removed rows with a reason in ``ingest/_rejects``; keyword — the candidates (valid
+rows with the matched keywords) in ``keyword/<source>/*.parquet``. A valid row without a match is not
+stored (billions of rows for ~0.1 % of hits) unless ``ingest.keep_all_rows`` keeps the normalised copy in
+``ingest/<source>/*.parquet``; with it, such a row shows as removed with ``no_keyword_match``; download —
 ``download/<source>/*/status.parquet``; validity — ``validity/<source>/*.parquet``; dedup —
 ``dedup/decisions.parquet`` (with the cluster's members and its keeper); outlier —
 ``outlier/decisions.parquet`` (scores and the pooled-quantile decision).
@@ -20,7 +20,7 @@ import duckdb
 from rs5m.core.layout import VersionLayout
 from rs5m.core.schema import SOURCE_ORDER, Reason, StageName
 from rs5m.pipeline import registry
-from rs5m.pipeline.download.img2ds import status_path
+from rs5m.pipeline.download.status import status_path
 
 
 def _query(con: duckdb.DuckDBPyConnection, files: list[Path], sql: str, uid: str) -> list[tuple]:
@@ -46,37 +46,33 @@ def why(version_dir: Path, uid: str) -> list[dict[str, Any]]:
     )
     for stage, reason, detail in rejected:
         out.append({"stage": stage, "decision": "removed", "reason": reason, "detail": detail})
-    rows = _query(
+    candidates = _outputs(layout, StageName.KEYWORD, source)
+    cols = "url, caption, extras"
+    hits = _query(con, candidates, f"SELECT {cols}, keywords FROM read_parquet($files) WHERE uid = $uid", uid)
+    rows = hits or _query(
         con,
         _outputs(layout, StageName.INGEST, source),
-        "SELECT url, caption, extras FROM read_parquet($files) WHERE uid = $uid",
+        f"SELECT {cols} FROM read_parquet($files) WHERE uid = $uid",
         uid,
     )
     if not rows:
         if not out:
-            raise ValueError(f"uid {uid!r} not found in version folder {version_dir}")
+            raise ValueError(
+                f"uid {uid!r} is neither a keyword candidate nor an ingest reject of version {layout.name}: "
+                "it had "
+                "no keyword match or is not in this version (rows without a match are not stored; set "
+                "ingest.keep_all_rows: true to keep them)"
+            )
         return out
-    url, caption, extras = rows[0]
-    out.append(
-        {
-            "stage": StageName.INGEST.value,
-            "decision": "kept",
-            "url": url,
-            "caption": caption[:300],
-            "extras": extras,
-        }
-    )
-    candidates = _outputs(layout, StageName.KEYWORD, source)
-    if not candidates:
-        return out
-    sql = "SELECT keywords FROM read_parquet($files) WHERE uid = $uid"
-    hits = _query(con, candidates, sql, uid)
+    url, caption, extras = rows[0][:3]
+    kept = {"stage": StageName.INGEST.value, "decision": "kept", "url": url, "caption": caption[:300]}
+    out.append(kept | {"extras": extras})
     if not hits:
         out.append(
             {"stage": StageName.KEYWORD.value, "decision": "removed", "reason": Reason.NO_KEYWORD_MATCH.value}
         )
         return out
-    out.append({"stage": StageName.KEYWORD.value, "decision": "kept", "keywords": list(hits[0][0])})
+    out.append({"stage": StageName.KEYWORD.value, "decision": "kept", "keywords": list(hits[0][3])})
     for stage in registry.order():  # the stages after keyword that decide per sample, in pipeline order
         reader = _READERS.get(stage)
         if reader is None:

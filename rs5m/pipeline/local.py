@@ -22,7 +22,7 @@ def run_local(cfg: BuildConfig, stages: Iterable[Stage]) -> list[PartitionStats]
     out: list[PartitionStats] = []
     for stage in stages:
         if stage.kind == "partition":
-            out += [stage.run(layout, source, part, cfg) for source, part in parts]
+            out += [stage.run_partition(layout, source, part, cfg) for source, part in parts]
         else:
             out += stage.run(layout, sources, cfg)
     return out

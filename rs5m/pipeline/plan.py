@@ -1,9 +1,12 @@
-"""The plan of a build: every input file of every source, as the partitions every partition stage maps over.
+"""The plan of a build: every input file (or piece of one) of every source, as the partitions every
+partition stage maps over.
 
-``plan_inputs`` expands each source's globs (sorted, so the plan is deterministic) into ``InputFile`` units
-named after the file (a base name seen twice gets a ``_`` suffix). ``write_plan`` saves the plan in the
-version folder once (``layout.plan_file``); stages find their input through ``read_plan``, so a task only
-carries ``(source, partition)``. ``partitions`` lists them in plan order.
+``plan_inputs`` expands each source's globs (sorted, so the plan is deterministic) and splits each file into
+the pieces its source adapter offers (parquet row-group ranges, SQLite rowid ranges, byte ranges of plain
+text, of about ``ingest.rows_per_partition`` rows), so no single big file is the critical path. A partition
+is named after its file (a base name seen twice gets a ``_`` suffix), plus ``@<piece>`` when split.
+``write_plan`` saves the plan in the version folder once (``layout.plan_file``); stages find their input
+through ``read_plan``, so a task only carries ``(source, partition)``. ``partitions`` lists them in order.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from rs5m.config import BuildConfig
+from rs5m.config import BuildConfig, SourceInput
 from rs5m.core.io import write_json
 from rs5m.core.layout import VersionLayout
+from rs5m.sources import get_adapter
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,7 @@ class InputFile:
     source: str
     path: str
     partition: str
+    piece: str = ""  # "" = the whole file
 
 
 def partition_name(path: str) -> str:
@@ -48,8 +53,15 @@ def plan_inputs(cfg: BuildConfig) -> list[InputFile]:
                 while name in names:  # same base name in two folders: keep both, distinctly
                     name += "_"
                 names.add(name)
-                plan.append(InputFile(src.name, path, name))
+                for piece in _pieces(src, path, cfg.ingest.rows_per_partition):
+                    part = f"{name}@{partition_name(piece)}" if piece else name
+                    plan.append(InputFile(src.name, path, part, piece))
     return plan
+
+
+def _pieces(src: SourceInput, path: str, rows_per_piece: int) -> list[str]:
+    adapter = get_adapter(src.name)
+    return adapter.pieces(path, adapter.options_model(**src.options), rows_per_piece) or [""]
 
 
 def write_plan(layout: VersionLayout, items: list[InputFile]) -> list[tuple[str, str]]:

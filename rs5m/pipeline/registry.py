@@ -22,7 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from rs5m.core.layout import VersionLayout
 from rs5m.core.schema import StageName
+from rs5m.core.stats import PartitionStats
+from rs5m.pipeline.timing import timed
 
 Kind = Literal["partition", "barrier"]
 
@@ -44,10 +47,20 @@ class Stage:
     entry: str
     gpu: str | None = None
     retries: int = 1
+    writes: tuple[StageName, ...] = ()
+
+    @property
+    def records(self) -> tuple[StageName, ...]:
+        """The stage names whose stats files this stage writes (itself, and any it does in the same pass)."""
+        return (self.name, *self.writes)
 
     def run(self, *args: Any) -> Any:
         """Call the stage's entry point (imported on first use)."""
         return resolve(self.entry)(*args)
+
+    def run_partition(self, layout: VersionLayout, source: str, partition: str, cfg: Any) -> PartitionStats:
+        """Run this partition stage on one partition, recording its timing when it did the work."""
+        return timed(self.name, layout, source, partition, lambda: self.run(layout, source, partition, cfg))
 
 
 def resolve(entry: str) -> Callable[..., Any]:
@@ -57,14 +70,20 @@ def resolve(entry: str) -> Callable[..., Any]:
 
 
 PUB11: tuple[Stage, ...] = (
-    Stage(StageName.INGEST, "partition", "pub11", ("sources", "ingest"), "rs5m.pipeline.ingest:run"),
-    Stage(StageName.KEYWORD, "partition", "pub11", ("keyword",), "rs5m.pipeline.keywords.stage:run"),
+    # one pass: read + validate + keyword-filter; writes the ingest and the keyword stats
+    Stage(
+        StageName.INGEST,
+        "partition",
+        "pub11",
+        ("sources", "ingest", "keyword"),
+        "rs5m.pipeline.ingest:run",
+        writes=(StageName.KEYWORD,),
+    ),  # fmt: skip
     Stage(StageName.DOWNLOAD, "partition", "pub11", ("download",), "rs5m.pipeline.download.stage:run"),
     # the validity stage also computes the dedup hashes, so it depends on the dedup section too
     Stage(
         StageName.VALIDITY, "partition", "pub11", ("validity", "dedup"), "rs5m.pipeline.validity.stage:run"
     ),
-    Stage(StageName.DEDUP, "barrier", "pub11", ("dedup",), "rs5m.pipeline.dedup.stage:run"),
     Stage(
         StageName.OUTLIER_SCORE,
         "partition",
@@ -73,6 +92,10 @@ PUB11: tuple[Stage, ...] = (
         "rs5m.pipeline.outlier.scores:run",
         gpu="scoring.dask_gpu",
     ),  # fmt: skip
+    # scores are columns: every valid image is scored as soon as its partition is valid (GPU workers),
+    # and the decision pools the dedup-kept rows only (RS5M's quantiles are over the post-dedup pool)
+    # dedup can link images by the scoring stage's embeddings (dedup.method), so it depends on scoring too
+    Stage(StageName.DEDUP, "barrier", "pub11", ("dedup", "scoring"), "rs5m.pipeline.dedup.stage:run"),
     Stage(StageName.OUTLIER, "barrier", "pub11", ("outlier",), "rs5m.pipeline.outlier.decision:run"),
     Stage(StageName.PACKAGE, "barrier", "pub11", ("package",), "rs5m.pipeline.package.pub11:run", retries=0),
 )

@@ -25,7 +25,7 @@ import duckdb
 
 from rs5m.core.layout import DataRoot, VersionLayout
 from rs5m.core.schema import StageName
-from rs5m.pipeline.download.img2ds import STATUS_FILE
+from rs5m.pipeline.download.status import STATUS_FILE
 from rs5m.rating.locate import locate_pub11, locate_rs3, package_fallback
 
 SUBSETS = ("pub11", "rs3")

@@ -118,6 +118,9 @@ def load_real_data(folder: Path) -> tuple[list[Path], list[str]]:
 # Short download limits: the planted timeouts cost ~2 s per partition instead of the default 10 s.
 SAMPLE_DOWNLOAD = {"timeout": 2.0, "total_timeout": 4.0, "retries": 0}
 TINY_SCORING = {"model_name": "rs5m-tiny", "pretrained": None, "batch_size": 32, "num_workers": 0}
+# The tiny model's random embeddings are nearly parallel (at 0.96, 133 of the 135 sample images would link):
+# only near-identical pixels may link here. Real CLIP embeddings: see DedupConfig.embedding_threshold.
+SAMPLE_DEDUP = {"method": "both", "embedding_threshold": 0.999}
 
 
 def build_config(
@@ -134,6 +137,7 @@ def build_config(
         "download": dict(SAMPLE_DOWNLOAD),
         # a tiny random-init CLIP: the outlier scores show the code path, they mean nothing
         "scoring": dict(TINY_SCORING),
+        "dedup": dict(SAMPLE_DEDUP),
         "sample_server": {"root": prefix + "images", "port": port},
     }
 

@@ -1,8 +1,10 @@
 """Source adapters for the 11 PUB11 datasets, keyed by the names of ``rs5m.core.schema.Source``.
 
-Each adapter reads one file in its official distribution format and yields ``RawBatch`` objects
-(see ``rs5m.sources.base`` for the contract). Use ``get_adapter(name)`` and validate a source's
-options with ``adapter.options_model(**options)``.
+Each adapter reads one file in its official distribution formats (the original ones and today's
+re-releases, detected per file) and yields ``RawBatch`` objects; ``detect`` names a file's layout and
+``pieces`` splits a big file into partitions (see ``rs5m.sources.base`` for the contract; docs/sources.md
+for the layouts). Use ``get_adapter(name)`` and validate a source's options with
+``adapter.options_model(**options)``.
 """
 
 from __future__ import annotations

@@ -11,22 +11,50 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from rs5m.sources.base import RAW_SCHEMA, RawBatch, RawReject, SourceFormatError
+from rs5m.sources._pieces import group_ranges, parse_piece
+from rs5m.sources.base import RAW_SCHEMA, Keep, RawBatch, RawReject, SourceFormatError
 
 INT32_MAX = 2**31 - 1
 _STRINGY = (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary)
 
 
-def open_parquet(path: str) -> pq.ParquetFile:
-    """Open ``path`` as parquet; raise ``SourceFormatError`` naming the file when it is not parquet."""
+def open_parquet(path: str, buffer_size: int = 1 << 20) -> pq.ParquetFile:
+    """Open ``path`` as parquet for streaming; ``SourceFormatError`` naming the file when it is not
+    parquet (or is truncated: the footer is read here).
+
+    ``pre_buffer=False`` and a ``buffer_size`` read buffer make pyarrow read each column chunk through
+    a small buffered stream instead of loading whole row groups, so memory stays at about one batch
+    whatever the file's or row group's size.
+    """
     try:
-        return pq.ParquetFile(path)
+        return pq.ParquetFile(path, pre_buffer=False, buffer_size=buffer_size)
     except (pa.ArrowException, OSError) as exc:
         raise SourceFormatError(f"{path}: not a readable parquet file ({exc})") from exc
+
+
+def row_group_pieces(pf: pq.ParquetFile, rows_per_piece: int) -> list[str]:
+    """``rg:`` pieces of about ``rows_per_piece`` rows (whole row groups); ``[""]`` for one piece."""
+    meta = pf.metadata
+    sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    ranges = group_ranges(sizes, rows_per_piece)
+    return [""] if len(ranges) <= 1 else [f"rg:{a}-{b}" for a, b in ranges]
+
+
+def piece_groups(path: str, pf: pq.ParquetFile, piece: str | None) -> tuple[list[int] | None, int]:
+    """Row groups of ``piece`` (``None``: all) and the file row of its first row."""
+    p = parse_piece(piece, path, ("rg",))
+    if p is None:
+        return None, 0
+    meta = pf.metadata
+    if p.last >= meta.num_row_groups:
+        raise ValueError(f"{path}: piece {piece!r} past the file's {meta.num_row_groups} row groups")
+    offset = sum(meta.row_group(i).num_rows for i in range(p.first))
+    return list(range(p.first, p.last + 1)), offset
 
 
 def resolve_columns(
@@ -45,13 +73,14 @@ def resolve_columns(
 
 
 def iter_parquet(
-    path: str, pf: pq.ParquetFile, columns: dict[str, str], batch_rows: int
+    path: str, pf: pq.ParquetFile, columns: dict[str, str], batch_rows: int, piece: str | None = None
 ) -> Iterator[tuple[int, dict[str, pa.Array]]]:
-    """Yield ``(row offset, {wanted name: array})`` for each batch, reading only ``columns``."""
+    """Yield ``(row offset in the file, {wanted name: array})`` for each batch of the file or of one
+    ``rg:`` piece, reading only ``columns``."""
     wanted = list(dict.fromkeys(columns.values()))
-    offset = 0
+    groups, offset = piece_groups(path, pf, piece)
     try:
-        for batch in pf.iter_batches(columns=wanted, batch_size=batch_rows):
+        for batch in pf.iter_batches(columns=wanted, batch_size=batch_rows, row_groups=groups):
             yield offset, {w: batch.column(actual) for w, actual in columns.items()}
             offset += batch.num_rows
     except pa.ArrowException as exc:
@@ -173,6 +202,15 @@ def json_objects(fields: Sequence[tuple[str, pa.Array]], n: int) -> pa.Array:
     return pc.binary_join_element_wise(*parts, "")
 
 
+def _may_hold_nul(arr: pa.Array) -> bool:
+    """False when no value of a string array can hold a NUL: one pass over its data buffer (a NUL is rare,
+    and a per-row substring search costs ~10x the read of the column)."""
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)) or len(arr) == 0:
+        return pa.types.is_binary(arr.type)
+    data = arr.buffers()[2]
+    return data is not None and data.size > 0 and int(np.frombuffer(data, np.uint8).min()) == 0
+
+
 def assemble(
     path: str,
     offset: int,
@@ -183,12 +221,15 @@ def assemble(
     height: pa.Array,
     extras: Sequence[tuple[str, pa.Array]],
     pre_bad: dict[int, tuple[str, str]] | None = None,
+    keep: Keep | None = None,
 ) -> RawBatch:
     """Validate text and build one ``RawBatch``.
 
     Rows with invalid UTF-8 in url, caption, key or an extras column become ``bad_encoding``; a NUL in
     url/caption/key is ``malformed_row``; ``pre_bad`` adds rows the caller already rejected
-    (``{row: (reason, detail)}``). Locators are ``<file>:<0-based row in file>``.
+    (``{row: (reason, detail)}``). Locators are ``<file>:<0-based row in file>``. With ``keep``, only the
+    readable rows it selects get their extras JSON built (``RawBatch.others`` holds the rest, key, url
+    and caption only); every row is still checked, so the rejects are the same either way.
     """
     n = len(url)
     fname = os.path.basename(path)
@@ -209,18 +250,32 @@ def assemble(
     url, caption, key = clean("url", url), clean("caption", caption), clean("key", key)
     extras = [(k, clean(k, a)) for k, a in extras]
     for name, arr in [("url", url), ("caption", caption), ("key", key)]:
+        if not _may_hold_nul(arr):
+            continue
         has_nul = pc.fill_null(pc.match_substring(arr, "\x00"), False)
         if pc.any(has_nul).as_py():
             for i in pc.indices_nonzero(has_nul).to_pylist():
                 bad.setdefault(i, ("malformed_row", f"NUL character in {name}"))
     key = key.cast(pa.string())
-    table = pa.Table.from_arrays(
-        [key, url.cast(pa.string()), caption.cast(pa.string()), width, height, json_objects(extras, n)],
-        schema=RAW_SCHEMA,
-    )
+    url, caption = url.cast(pa.string()), caption.cast(pa.string())
+    good = np.ones(n, dtype=bool)
+    good[list(bad)] = False
     rejects: list[RawReject] = []
     if bad:
         keys = key.to_pylist()
         rejects = [RawReject(f"{fname}:{offset + i}", r, d, keys[i]) for i, (r, d) in sorted(bad.items())]
-        table = table.filter(pa.array([i not in bad for i in range(n)]))
-    return RawBatch(table, rejects)
+    others = None
+    if keep is not None:
+        chosen = good & pc.fill_null(keep(caption), False).to_numpy(zero_copy_only=False)
+        rest = pa.array(good & ~chosen)
+        others = pa.table({"key": key.filter(rest), "url": url.filter(rest), "caption": caption.filter(rest)})
+        good = chosen
+    rows = None if good.all() else pa.array(good)
+
+    def pick(arr: pa.Array) -> pa.Array:
+        return arr if rows is None else arr.filter(rows)
+
+    cols = [pick(key), pick(url), pick(caption), pick(width), pick(height)]
+    kept = int(good.sum())
+    cols.append(json_objects([(k, pick(a)) for k, a in extras], kept))
+    return RawBatch(pa.Table.from_arrays(cols, schema=RAW_SCHEMA), rejects, others)

@@ -1,11 +1,10 @@
-"""Helpers for the line (TSV) and JSON sources: opening by suffix, chunked line reading, caption joins,
-and ``RowBuffer``, which checks Python values and turns them into ``RawBatch`` objects.
+"""Helpers for the line (TSV) and JSON sources: chunked line reading, JSON documents (plain, compressed
+or inside an archive), caption joins, and ``RowBuffer``, which checks Python values and turns them into
+``RawBatch`` objects.
 """
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import json
 import lzma
 import math
@@ -15,22 +14,11 @@ import zlib
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
+from rs5m.sources._files import single_stream
 from rs5m.sources.base import RawBatch, RawReject, SourceFormatError, raw_table
 
 _NUL_OR_SURROGATE = re.compile("[\x00\ud800-\udfff]")
 _INT32_MAX = 2**31 - 1
-
-
-def open_binary(path: str) -> IO[bytes]:
-    """Open ``path`` for binary reading, decompressing ``.gz`` / ``.bz2`` / ``.xz`` by suffix."""
-    low = path.lower()
-    if low.endswith(".gz"):
-        return gzip.open(path, "rb")
-    if low.endswith(".bz2"):
-        return bz2.open(path, "rb")
-    if low.endswith(".xz"):
-        return lzma.open(path, "rb")
-    return open(path, "rb")
 
 
 def iter_lines(path: str, f: IO[bytes], start: int = 1) -> Iterator[tuple[int, bytes]]:
@@ -101,12 +89,17 @@ def as_float(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def load_json_document(path: str) -> Any:
-    """Load one whole JSON file; any read or parse failure is one ``SourceFormatError`` naming it."""
+def load_json_document(path: str, pattern: str = "*.json", object_hook: Any = None) -> tuple[str, Any]:
+    """``(display name, document)`` of one JSON file: plain, ``.gz``/``.bz2``, or the one ``pattern``
+    member of a zip/tar (the display name is then the member's base name). Any read or parse failure is
+    one ``SourceFormatError`` naming the file."""
     try:
-        with open_binary(path) as f:
-            return json.load(f)
-    except (OSError, EOFError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        with single_stream(path, pattern, "JSON document") as (name, f):
+            return name, json.load(f, object_hook=object_hook)
+    except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
+        if isinstance(exc, SourceFormatError):
+            raise
+        # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise SourceFormatError(f"{path}: not a valid JSON document ({exc})") from exc
 
 
@@ -118,8 +111,8 @@ class RowBuffer:
     surrogates such as JSON ``"\\ud800"`` escapes (``bad_encoding``).
     """
 
-    def __init__(self, path: str, batch_rows: int) -> None:
-        self.fname = os.path.basename(path)
+    def __init__(self, path: str, batch_rows: int, name: str | None = None) -> None:
+        self.fname = name or os.path.basename(path)
         self.batch_rows = batch_rows
         self._cols: dict[str, list[Any]] = {k: [] for k in ("key", "url", "caption", "width", "height")}
         self._extras: list[str | None] = []

@@ -2,6 +2,10 @@
 some releases name the id ``id``) with an optional ``region_descriptions.json`` (a list of
 ``{"regions": [{region_id, image_id, phrase, x, y, width, height}, ...], "id": image_id}``).
 
+Both are read in place as distributed today, ``image_data.json.zip`` and
+``region_descriptions.json.zip`` (one JSON member each), or plain / ``.gz``; locators name the JSON
+file (``image_data.json:<index>``) either way. A JSON document cannot be split: one piece per file.
+
 VG has no image caption, and which text RS5M used for it is unknown. The caption here is the image's
 distinct region phrases (stripped, compared case-insensitively, first occurrence kept) in region order,
 at most ``max_regions`` of them, joined by ``caption_join``: region phrases are VG's only free text,
@@ -14,18 +18,20 @@ hook that keeps only (image_id, phrase) per region, so its many numeric fields n
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from pydantic import Field
 
-from rs5m.sources._text import RowBuffer, as_int, join_sentences, load_json_document, open_binary
-from rs5m.sources.base import AdapterOptions, RawBatch, SourceFormatError
+from rs5m.sources._files import peek
+from rs5m.sources._pieces import parse_piece
+from rs5m.sources._text import RowBuffer, as_int, join_sentences, load_json_document
+from rs5m.sources.base import AdapterOptions, Keep, LayoutInfo, RawBatch, SourceFormatError, tried
 
 
 class VgOptions(AdapterOptions):
-    """``regions_file``: ``region_descriptions.json`` or None; ``max_regions`` phrases per caption."""
+    """``regions_file``: ``region_descriptions.json`` (plain, ``.gz`` or ``.zip``) or None;
+    ``max_regions`` phrases per caption."""
 
     regions_file: str | None = None
     max_regions: int = Field(default=50, ge=1)
@@ -47,11 +53,7 @@ def load_region_phrases(path: str, max_regions: int) -> dict[int, tuple[list[str
 
     Raises ``SourceFormatError`` when the file is not a JSON list of ``{"regions": [...]}`` objects.
     """
-    try:
-        with open_binary(path) as f:
-            doc = json.load(f, object_hook=_hook)
-    except (OSError, EOFError, ValueError) as exc:
-        raise SourceFormatError(f"{path}: not a valid JSON document ({exc})") from exc
+    _, doc = load_json_document(path, object_hook=_hook)
     if not isinstance(doc, list):
         raise SourceFormatError(f"{path}: expected a list of {{'regions': [...]}} objects")
     acc: dict[int, tuple[list[str], set[str], list[int]]] = {}
@@ -79,16 +81,31 @@ class VgAdapter:
     name: ClassVar[str] = "vg"
     options_model: ClassVar[type[AdapterOptions]] = VgOptions
 
-    def read(self, path: str, options: VgOptions) -> Iterator[RawBatch]:
-        """Yield batches of ``options.batch_rows`` images, located ``<file>:<index>``; entries that
-        are not objects or lack an integer id are ``malformed_row``."""
-        doc = load_json_document(path)
+    def detect(self, path: str, options: VgOptions) -> LayoutInfo:
+        """``vg-json`` (or ``vg-json-zip``, ``vg-json-tar``): a JSON list, from its first bytes."""
+        kind, head = peek(path, "*.json")
+        if not head.lstrip().startswith(b"["):
+            layouts = {"vg-json": "image_data.json: a JSON list", "vg-json-zip": "image_data.json.zip"}
+            raise tried(path, "Visual Genome image data", layouts, "it does not start with a JSON list")
+        return LayoutInfo("vg-json" + (f"-{kind}" if kind in ("zip", "tar") else ""))
+
+    def pieces(self, path: str, options: VgOptions, rows_per_piece: int) -> list[str]:
+        """One piece: a JSON document cannot be split."""
+        return [""]
+
+    def read(
+        self, path: str, options: VgOptions, piece: str | None = None, keep: Keep | None = None
+    ) -> Iterator[RawBatch]:
+        """Yield batches of ``options.batch_rows`` images, located ``<json file>:<index>``; entries
+        that are not objects or lack an integer id are ``malformed_row``."""
+        parse_piece(piece, path, ())
+        name, doc = load_json_document(path)
         if not isinstance(doc, list):
             raise SourceFormatError(f"{path}: expected a JSON list of image objects")
         regions = (
             load_region_phrases(options.regions_file, options.max_regions) if options.regions_file else {}
         )
-        buf = RowBuffer(path, options.batch_rows)
+        buf = RowBuffer(path, options.batch_rows, name)
         for i, e in enumerate(doc):
             img = e.get("image_id", e.get("id")) if isinstance(e, dict) else None
             if not isinstance(e, dict):

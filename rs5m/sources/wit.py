@@ -1,4 +1,5 @@
-"""WIT (Wikipedia-based Image Text): ``wit_v1.train.all-0000K-of-00010.tsv.gz``.
+"""WIT (Wikipedia-based Image Text): ``wit_v1.train.all-0000K-of-00010.tsv.gz`` (one piece each; an
+unpacked ``.tsv`` splits into byte ranges, the header read from the file's first line).
 
 Gzip TSV whose first line is a header naming the 17 columns (``language, page_url, image_url,
 page_title, section_title, hierarchical_section_title, caption_reference_description,
@@ -20,13 +21,16 @@ licence/author boilerplate).
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from rs5m.sources._text import RowBuffer, as_int, iter_lines, open_binary, split_tsv
-from rs5m.sources.base import AdapterOptions, RawBatch, SourceFormatError
+from rs5m.sources._files import open_binary
+from rs5m.sources._text import RowBuffer, as_int, split_tsv
+from rs5m.sources._tsv import first_lines, lines_of, text_pieces
+from rs5m.sources.base import AdapterOptions, Keep, LayoutInfo, RawBatch, SourceFormatError
 
 WIT_COLUMNS = (
     "language",
@@ -67,6 +71,15 @@ class WitOptions(AdapterOptions):
     )
 
 
+def _first_line(path: str) -> bytes:
+    """The header line; a damaged stream is a ``SourceFormatError``."""
+    try:
+        with open_binary(path) as f:
+            return f.readline().rstrip(b"\n").rstrip(b"\r")
+    except (OSError, EOFError, zlib.error) as exc:
+        raise SourceFormatError(f"{path}: corrupt or truncated stream at line 1 ({exc})") from exc
+
+
 def _as_bool(v: str) -> bool | None:
     low = v.strip().lower()
     return True if low == "true" else False if low == "false" else None
@@ -78,27 +91,37 @@ class WitAdapter:
     name: ClassVar[str] = "wit"
     options_model: ClassVar[type[AdapterOptions]] = WitOptions
 
-    def read(self, path: str, options: WitOptions) -> Iterator[RawBatch]:
-        """Yield batches of ``options.batch_rows`` lines. Raises ``SourceFormatError`` when the header
-        lacks ``language``, ``image_url`` or a configured caption column."""
+    def detect(self, path: str, options: WitOptions) -> LayoutInfo:
+        """``wit-tsv``: the header names the needed columns."""
+        first_lines(path, 1)  # a text file, readable
+        self._header(path, _first_line(path), options)
+        return LayoutInfo("wit-tsv")
+
+    def pieces(self, path: str, options: WitOptions, rows_per_piece: int) -> list[str]:
+        """``bytes:`` ranges of a plain TSV (the header stays in the first); ``[""]`` when gzipped."""
+        return text_pieces(path, rows_per_piece, header_lines=1)
+
+    def read(
+        self, path: str, options: WitOptions, piece: str | None = None, keep: Keep | None = None
+    ) -> Iterator[RawBatch]:
+        """Yield batches of ``options.batch_rows`` lines (of ``piece``). Raises ``SourceFormatError``
+        when the header lacks ``language``, ``image_url`` or a configured caption column."""
         buf = RowBuffer(path, options.batch_rows)
-        with open_binary(path) as f:
-            lines = iter_lines(path, f)
-            idx, n_fields = self._header(path, next(lines, (0, b""))[1], options)
-            li, ui = idx["language"], idx["image_url"]
-            lang = options.language.encode("utf-8")
-            for lineno, raw in lines:
-                if not raw:
-                    continue
-                parts = raw.split(b"\t")
-                if len(parts) == n_fields and parts[li] != lang:
-                    url = parts[ui].decode("utf-8", "replace") or None
-                    got = parts[li].decode("utf-8", "replace")
-                    buf.reject(lineno, "non_english", f"language={got!r}", key=url)
-                else:
-                    self._row(buf, lineno, raw, idx, n_fields, options)
-                if buf.full():
-                    yield buf.take()
+        idx, n_fields = self._header(path, _first_line(path), options)
+        li, ui = idx["language"], idx["image_url"]
+        lang = options.language.encode("utf-8")
+        for lineno, raw in lines_of(path, piece, options.read_buffer_bytes):
+            if not raw or lineno == 1:
+                continue
+            parts = raw.split(b"\t")
+            if len(parts) == n_fields and parts[li] != lang:
+                url = parts[ui].decode("utf-8", "replace") or None
+                got = parts[li].decode("utf-8", "replace")
+                buf.reject(lineno, "non_english", f"language={got!r}", key=url)
+            else:
+                self._row(buf, lineno, raw, idx, n_fields, options)
+            if buf.full():
+                yield buf.take()
         yield from buf.drain()
 
     @staticmethod

@@ -11,6 +11,7 @@ but never answers.
 
 from __future__ import annotations
 
+import json
 import random
 import shutil
 from dataclasses import dataclass, field
@@ -52,7 +53,7 @@ CASES: list[Case] = [
     Case("config-broken", "YAML that does not parse", ["build", "--config", "broken.yaml"], "rs5m build: error: <*>broken.yaml<*>"),
     Case("config-empty", "empty YAML file", ["build", "--config", "empty.yaml"], "rs5m build: error: <*>sources<*>"),
     Case("config-unknown-key", "unknown key in the config", ["build", "--config", "extra.yaml"], "rs5m build: error: <*>nope<*>"),
-    Case("config-binary", "config file of binary bytes", ["build", "--config", "random.pt"], "rs5m build: error: config random.pt is not a text file (UTF-8 YAML): invalid start byte at byte <*>"),
+    Case("config-binary", "config file of binary bytes", ["build", "--config", "random.pt"], "rs5m build: error: cannot read config random.pt: 'utf-8' codec can't decode byte <*>: invalid start byte"),
     Case("glob-no-match", "a source glob that matches nothing", ["build", "--config", "nomatch.yaml"], "rs5m build: error: <*>no file matches<*>"),
     Case("version-slash", "version name with a slash", _b("--version", "a/b"), "rs5m build: error: <*>'a/b'<*>"),
     Case("version-empty", "empty version name", _b("--version", ""), "rs5m build: error: <*>''<*>"),
@@ -64,8 +65,8 @@ CASES: list[Case] = [
     Case("root-under-file", "--root below a file", _b("--root", "afile/sub"), "rs5m build: error: data root afile/sub: a file is in the way of its folders: pass a folder as --root"),
     Case("root-readonly", "--root on a read-only file system", _b("--root", "readonly"), "rs5m build: error: data root readonly is not writable by you (read-only or no permission): pass a writable --root", needs=("readonly",)),
     Case("root-under-readonly", "--root to create on a read-only file system", _b("--root", "readonly/sub"), "rs5m build: error: cannot create the data root readonly/sub: read-only file system", needs=("readonly",)),
-    Case("lineage-junk", "lineage.duckdb of random bytes", _b("--root", "data-junk"), "rs5m build: error: cannot read the database data-junk/lineage.duckdb (<*>not a valid DuckDB database file!): " + DAMAGED),
-    Case("lineage-damaged", "lineage.duckdb with a damaged block", _b("--root", "data-damaged"), "rs5m build: error: cannot read the database data-damaged/lineage.duckdb (Corrupt database file<*>): " + DAMAGED),
+    Case("lineage-junk", "lineage.duckdb of random bytes", _b("--root", "data-junk"), "rs5m build: error: cannot read the database <*>/data-junk/lineage.duckdb (<*>not a valid DuckDB database file!): " + DAMAGED),
+    Case("lineage-damaged", "lineage.duckdb with a damaged block", _b("--root", "data-damaged"), "rs5m build: error: cannot read the database <*>/data-damaged/lineage.duckdb (Corrupt database file<*>): " + DAMAGED),
     # build: Dask scheduler
     Case("dask-refused", "--dask-address where nothing listens", _b("--root", "data-new", "--dask-address", "tcp://127.0.0.1:{port}"), f"rs5m build: error: cannot reach the Dask scheduler at tcp://127.0.0.1:{{port}}: connection refused; {GENERIC_HINT}"),
     Case("dask-silent", "--dask-address of a port that never answers", _b("--root", "data-new", "--dask-address", "tcp://127.0.0.1:{busy}"), f"rs5m build: error: no Dask scheduler answers at tcp://127.0.0.1:{{busy}} (<*>); {GENERIC_HINT}"),
@@ -114,11 +115,11 @@ CASES: list[Case] = [
     Case("eval-config-missing", "evaluate --config that does not exist", ["evaluate", "--config", "missing.yaml"], "rs5m evaluate: error: <*>missing.yaml<*>"),
     Case("eval-real-data", "evaluate --real-data without --demo", ["evaluate", "--config", "missing.yaml", "--real-data", "adir"], "rs5m evaluate: error: --real-data only goes with --demo"),
     Case("eval-model", "evaluate --model that open_clip does not know", ["evaluate", "--demo", "demo", "--model", "nosuch", "--output-dir", "eval-out"], "rs5m evaluate: error: unknown open_clip model 'nosuch' (see open_clip.list_models())"),
-    Case("ckpt-text", "checkpoint that is a text file", ["evaluate", "--demo", "demo", "--checkpoint", "text.pt", "--output-dir", "eval-out"], "rs5m evaluate: error: text.pt: cannot read checkpoint: the file is a text file, not a PyTorch checkpoint (<*>)"),
-    Case("ckpt-random", "checkpoint of random bytes", ["evaluate", "--demo", "demo", "--checkpoint", "random.pt", "--output-dir", "eval-out"], "rs5m evaluate: error: random.pt: cannot read checkpoint: the file is not a PyTorch checkpoint (damaged, or another format) (<*>)"),
-    Case("ckpt-empty", "checkpoint that is an empty file", ["evaluate", "--demo", "demo", "--checkpoint", "empty.pt", "--output-dir", "eval-out"], "rs5m evaluate: error: empty.pt: cannot read checkpoint: the file is empty (EOFError)"),
-    Case("ckpt-truncated", "checkpoint cut short", ["evaluate", "--demo", "demo", "--checkpoint", "truncated.pt", "--output-dir", "eval-out"], "rs5m evaluate: error: truncated.pt: cannot read checkpoint: the file is a zip archive (PyTorch's format) but cut short or damaged (<*>)"),
-    Case("ckpt-folder", "checkpoint path that is a folder", ["evaluate", "--demo", "demo", "--checkpoint", "adir", "--output-dir", "eval-out"], "rs5m evaluate: error: checkpoint not found: adir (a folder)"),
+    Case("ckpt-text", "checkpoint that is a text file", ["evaluate", "--demo", "demo", "--checkpoint", "text.pt", "--output-dir", "eval-out"], "rs5m evaluate: error: <*>/text.pt: cannot read checkpoint: the file is a text file, not a PyTorch checkpoint (<*>)"),
+    Case("ckpt-random", "checkpoint of random bytes", ["evaluate", "--demo", "demo", "--checkpoint", "random.pt", "--output-dir", "eval-out"], "rs5m evaluate: error: <*>/random.pt: cannot read checkpoint: the file is not a PyTorch checkpoint (damaged, or another format) (<*>)"),
+    Case("ckpt-empty", "checkpoint that is an empty file", ["evaluate", "--demo", "demo", "--checkpoint", "empty.pt", "--output-dir", "eval-out"], "rs5m evaluate: error: <*>/empty.pt: cannot read checkpoint: the file is empty (EOFError)"),
+    Case("ckpt-truncated", "checkpoint cut short", ["evaluate", "--demo", "demo", "--checkpoint", "truncated.pt", "--output-dir", "eval-out"], "rs5m evaluate: error: <*>/truncated.pt: cannot read checkpoint: the file is a zip archive (PyTorch's format) but cut short or damaged (<*>)"),
+    Case("ckpt-folder", "checkpoint path that is a folder", ["evaluate", "--demo", "demo", "--checkpoint", "adir", "--output-dir", "eval-out"], "rs5m evaluate: error: checkpoint not found: <*>/adir (a folder)"),
     Case("ckpt-pretrained-text", "--pretrained weights file that is a text file", ["evaluate", "--demo", "demo", "--pretrained", "text.pt", "--output-dir", "eval-out"], "rs5m evaluate: error: text.pt: cannot read checkpoint: the file is a text file, not a PyTorch checkpoint (<*>)"),
     Case("train-config-missing", "train --config that does not exist", ["train", "--config", "missing.yaml"], "rs5m train: error: <*>missing.yaml<*>"),
     Case("finetune-config-missing", "finetune-captioner --config that does not exist", ["finetune-captioner", "--config", "missing.yaml"], "rs5m finetune-captioner: error: <*>missing.yaml<*>"),
@@ -166,7 +167,8 @@ def make_env(folder: Path) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "inputs").mkdir(exist_ok=True)
-    (folder / "inputs" / "sbu.json").write_text("[]\n", encoding="utf-8")
+    sbu = {"image_urls": ["http://example.com/a.jpg"], "captions": ["an aerial view of a field"]}
+    (folder / "inputs" / "sbu.json").write_text(json.dumps(sbu), encoding="utf-8")
     world = {"version": "v1", "sources": [{"name": "sbu", "files": ["inputs/sbu.json"]}]}
     (folder / "world.yaml").write_text(yaml.safe_dump(world), encoding="utf-8")
     nomatch = {"version": "v1", "sources": [{"name": "sbu", "files": ["inputs/nomatch*.json"]}]}
@@ -222,8 +224,9 @@ def render() -> str:
         "Every error is one line on stderr, printed last: `rs5m <command>: error: <cause>`. Exit status 2 is",
         "bad input, 1 a bug (`internal error`, with where the traceback went), 130 a Ctrl-C. `--debug`",
         "prints the traceback (and Prefect's own log output) before the line; without it, a build's full log",
-        "with every traceback is in `<root>/logs/rs5m.log`. Paths are shown as typed; `…` is text that",
-        "depends on the machine or a library, `PORT` a closed port, `BUSY` a port that never answers.",
+        "with every traceback is in `<root>/logs/rs5m.log`. Paths on the command line are shown as typed;",
+        "paths in a config are resolved against the config's folder and shown absolute (`…/`). `…` is text",
+        "that depends on the machine or a library, `PORT` a closed port, `BUSY` a port that never answers.",
         "",
         "| # | bad input | command | exit | what you see |",
         "|---|---|---|---|---|",

@@ -98,6 +98,7 @@ def _validation_error() -> Exception:
         (CliError("plain"), "plain", 2),
         (FileNotFoundError(errno.ENOENT, "No such file or directory", "x.yaml"), "no such file or directory: x.yaml", 2),
         (IsADirectoryError(errno.EISDIR, "Is a directory", "adir"), "is a directory: adir", 2),
+        (PermissionError(errno.EACCES, "Permission denied"), "permission denied (the file was not reported)", 2),
         (
             PermissionError(errno.EACCES, "Permission denied", "/nope/file"),
             "permission denied: /nope/file (check its permissions (the data root must be writable by you))",

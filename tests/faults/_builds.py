@@ -1,17 +1,20 @@
-"""Builds for the fault-injection tests: one sample world, builds of it, and what a build ended with.
+"""Builds of the sample world for the whole-build tests: one world, builds of it, what a build ended with.
 
-A fault test builds the session's sample world under its own data root, injects its fault, lets the
-build (or its rerun) finish, and compares ``outcome(root, version)`` with the undisturbed reference
-(the ``reference`` fixture in ``conftest.py``): the PUB11 funnel, every reason count, and the set of
-uids in the packaged shards must be identical.
+The session's sample world and its one undisturbed build are the ``sample_world`` and ``sample_build``
+fixtures (``tests/conftest.py``). A fault test builds the world under its own data root, injects its
+fault, lets the build (or its rerun) finish, and compares ``outcome(root, version)`` with the undisturbed
+reference: the PUB11 funnel, every reason count, and the set of uids in the packaged shards must be
+identical. A test that must change a finished build works on ``linked_copy`` of it.
 
-Each world serves its images on its own free port, so several test sessions can run side by side.
+Each world serves its images on its own free port, so several test sessions (and pytest-xdist workers,
+each with its own world) can run side by side.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -38,6 +41,24 @@ class World:
     config: Path
     expected: dict[str, Any]
     port: int
+
+
+@dataclass(frozen=True)
+class Built:
+    """A finished, undisturbed build: its data root, version, the funnel the flow returned, its outcome.
+
+    Shared by every test of a session: read it, or work on ``linked_copy(built.root, ...)``, never in it.
+    """
+
+    root: Path
+    version: str
+    rows: list[dict[str, Any]]
+    outcome: Outcome
+
+    @property
+    def vdir(self) -> Path:
+        """The version folder."""
+        return self.root / "versions" / self.version
 
 
 @dataclass(frozen=True)
@@ -83,9 +104,32 @@ def with_config(world: World, name: str, **changes: Any) -> Path:
 
 def run_build(config: Path, root: Path, version: str = VERSION, **params: Any) -> list[dict[str, Any]]:
     """Run flow build-rs5m in this process (needs the ``prefect_harness`` fixture); return its funnel."""
-    from flows.build_rs5m import BuildParams, build_rs5m
+    from flows.build_rs5m import build_rs5m
 
-    return build_rs5m(BuildParams(config=str(config), root=str(root), version=version, **params))
+    return build_rs5m(config=str(config), root=str(root), version=version, **params)
+
+
+# Files a build rewrites in place (DuckDB, the funnel figure, JSON markers) are copied; data files are
+# only ever written whole under a temporary name and renamed, so they are shared as hard links.
+LINKED_SUFFIXES = frozenset({".parquet", ".tar", ".npy", ".jpg", ".webp"})
+
+
+def linked_copy(src: Path, dst: Path) -> Path:
+    """A private copy of the data root ``src`` at ``dst`` in a fraction of a second; returns ``dst``.
+
+    Data files (``LINKED_SUFFIXES``) become hard links to ``src``'s, everything else is copied. A build
+    on the copy replaces a data file rather than writing into it, so ``src`` stays as it was; a test
+    that edits files in place (flipped bytes) needs ``shutil.copytree`` instead.
+    """
+
+    def link_or_copy(a: str, b: str) -> None:
+        if Path(a).suffix in LINKED_SUFFIXES:
+            os.link(a, b)
+        else:
+            shutil.copy2(a, b)
+
+    shutil.copytree(src, dst, symlinks=True, copy_function=link_or_copy)
+    return dst
 
 
 def cli_env(**extra: str) -> dict[str, str]:

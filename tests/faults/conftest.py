@@ -1,23 +1,23 @@
-"""Fixtures of the fault-injection tests: one sample world per session and its undisturbed build."""
+"""Fixtures of the fault-injection tests: the session's sample world and its undisturbed build.
+
+Both come from ``tests/conftest.py`` (``sample_world``, ``sample_build``), shared with the whole-build
+tests of ``tests/flows``; the names below are what the fault tests call them.
+"""
 
 from __future__ import annotations
 
 import pytest
 
-from ._builds import Outcome, World, make_world, outcome, run_build
+from ._builds import Built, Outcome, World
 
 
 @pytest.fixture(scope="session")
-def faults_world(tmp_path_factory: pytest.TempPathFactory) -> World:
+def faults_world(sample_world: World) -> World:
     """The sample world every fault test builds (seed 0, images on this session's own free port)."""
-    return make_world(tmp_path_factory.mktemp("faults-world"))
+    return sample_world
 
 
 @pytest.fixture(scope="session")
-def reference(
-    faults_world: World, tmp_path_factory: pytest.TempPathFactory, prefect_harness: None
-) -> Outcome:
+def reference(sample_build: Built) -> Outcome:
     """The undisturbed build of the fault tests' version: what every disturbed build must end with."""
-    root = tmp_path_factory.mktemp("faults-reference")
-    run_build(faults_world.config, root)
-    return outcome(root)
+    return sample_build.outcome

@@ -2,7 +2,8 @@
 
 The test serves the world's images itself (the build config has no ``sample_server``), so it can
 count requests per URL path, and makes every image answer after ``SLOW_S`` so the download stage lasts
-long enough to stop it in the middle. Shards are small (``PER_SHARD`` rows), so a partition has several
+long enough to stop it in the middle (the final, unkilled run is served at full speed: the request
+counts of both servers add up). Shards are small (``PER_SHARD`` rows), so a partition has several
 img2dataset shards. The test polls the version folder until at least ``done_at`` shards are marked done
 (``NNNNN_stats.json``) while at least one other shard is half-written, then SIGKILLs the build's whole
 process group (CLI, its Prefect API server, the in-process Dask cluster). After the kill: every shard
@@ -205,8 +206,11 @@ def test_build_killed_mid_download_resumes(
             ready = functools.partial(_mid_download, vdir, done_at)
             kill_build_when(start_build(config, root, log), ready, log)
             killed.append((*_check_killed_state(vdir), Counter(addr.request_log)))
+        slow = Counter(addr.request_log)
+    # The last run is not killed, so the images answer at once; its requests add to the slow server's.
+    with serve_images(images, port=faults_world.port) as fast:
         finish_build(config, root, log)
-        after = Counter(addr.request_log)
+    after = slow + Counter(fast.request_log)
 
     urls = {
         (part, i): served_paths(check_shard(part, i), addr.base_url)

@@ -40,7 +40,7 @@ from rs5m.shards import Sample, read_manifest, verify_manifest
 from rs5m.shards.manifest import entry_path, verify_subset
 
 from . import LONG
-from ._builds import VERSION, Outcome, World, assert_same, outcome, run_build
+from ._builds import VERSION, Built, Outcome, World, assert_same, outcome, run_build
 
 LAYOUTS = ("rs5m", "open_clip")
 PER_PARTITION = (
@@ -51,15 +51,15 @@ BARRIERS = ("dedup/_stats", "outlier/_stats", "package/_stats")  # one run redoe
 
 
 @pytest.fixture(scope="module")
-def built(faults_world: World, tmp_path_factory: pytest.TempPathFactory, prefect_harness: None) -> Path:
-    """A data root holding one complete, undisturbed build of the fault world (copied by each test)."""
-    root = tmp_path_factory.mktemp("corrupt-markers-built")
-    run_build(faults_world.config, root)
-    return root
+def built(sample_build: Built) -> Path:
+    """A data root holding the session's complete, undisturbed build of the fault world (copied by each
+    test)."""
+    return sample_build.root
 
 
 def _copy(built: Path, dst: Path) -> Path:
-    """A private copy of the built root (versions are movable: no path inside points at the original)."""
+    """A private full copy of the built root (versions are movable: no path inside points at the original;
+    not ``linked_copy``: these tests edit files in place)."""
     shutil.copytree(built, dst, symlinks=True)
     return dst / "versions" / VERSION
 

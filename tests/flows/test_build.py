@@ -1,5 +1,8 @@
 """The whole build-rs5m flow on the sample world, under a Prefect test harness.
 
+The session's one reference build (``sample_build``, tests/conftest.py) is checked in place and rerun
+there as a no-op; an incremental version and a changed threshold each build on their own hard-linked copy.
+
 Asserts the exact per-source Amount, After Keyword Filtering and ingest rejects that the sample world
 planted (expected.json is written by the generator from its own construction, not by a filter).
 """
@@ -26,34 +29,22 @@ from rs5m.core.stats import PartitionStats
 from rs5m.lineage import store as lineage
 from rs5m.lineage.versions import diff_versions
 from rs5m.lineage.why import why
-from rs5m.sample import write_world
-from tests.faults._builds import stop_processes
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    out = tmp_path_factory.mktemp("world")
-    expected = write_world(out, seed=0)
-    cfg = yaml.safe_load((out / "build.yaml").read_text())
-    cfg["dask"] = {"n_workers": 1, "threads_per_worker": 2, "processes": False}
-    (out / "build-test.yaml").write_text(yaml.safe_dump(cfg))
-    return out, expected
+from tests.faults._builds import Built, World, linked_copy, stop_processes, with_config
 
 
 def _run(
-    world_dir: Path,
+    world: World,
     root: Path,
     version: str,
     address: str | None = None,
-    config: str = "build-test.yaml",
+    config: Path | None = None,
     **kw: object,
 ) -> list[dict]:
-    from flows.build_rs5m import BuildParams, build_rs5m
+    from flows.build_rs5m import build_rs5m
 
-    params = BuildParams(
-        config=str(world_dir / config), root=str(root), version=version, dask_address=address, **kw
+    return build_rs5m(
+        config=str(config or world.config), root=str(root), version=version, dask_address=address, **kw
     )
-    return build_rs5m(params)
 
 
 COLUMNS = {
@@ -84,23 +75,22 @@ def _check_counts(rows: list[dict], expected: dict) -> None:
     assert total["Remain"] == math.ceil(0.9 * pooled)
 
 
-def test_build_flow_on_sample_world(world: tuple[Path, dict], tmp_path: Path, prefect_harness: None) -> None:
-    world_dir, expected = world
-    root = tmp_path / "data"
-    rows = _run(world_dir, root, "t1")
-    _check_counts(rows, expected)
-    vdir = root / "versions" / "t1"
+def test_build_flow_on_sample_world(sample_world: World, sample_build: Built) -> None:
+    """The session's reference build (flow build-rs5m, version v1): counts, lineage, reasons, ``why``."""
+    expected, root, version = sample_world.expected, sample_build.root, sample_build.version
+    vdir = sample_build.vdir
+    _check_counts(sample_build.rows, expected)
     for p in vdir.glob("*/_stats/**/*.json"):
         PartitionStats.read(p)  # invariant n_in = n_out + removed holds for every partition
     with lineage.connect(DataRoot.of(root).lineage_db, read_only=True) as con:
-        _check_counts(lineage.funnel_rows(con, "t1"), expected)
-        reasons = lineage.reason_rows(con, "t1")
+        _check_counts(lineage.funnel_rows(con, version), expected)
+        reasons = lineage.reason_rows(con, version)
     got = {(r["source"], r["reason"]): r["n"] for r in reasons if r["stage"] == "ingest"}
     for source, exp in expected["sources"].items():
         for reason, n in exp["rejected"].items():
             assert got.get((source, reason), 0) == n, (source, reason)
     with lineage.connect(DataRoot.of(root).lineage_db, read_only=True) as con:
-        hits = {r["keyword"]: r["n"] for r in lineage.keyword_rows(con, "t1")}
+        hits = {r["keyword"]: r["n"] for r in lineage.keyword_rows(con, version)}
     per_keyword: dict[str, int] = {}
     for exp in expected["sources"].values():
         for kw, n in exp["per_keyword"].items():
@@ -125,22 +115,43 @@ def test_build_flow_on_sample_world(world: tuple[Path, dict], tmp_path: Path, pr
     last = why(vdir, lost["uid"])[-1]
     assert last["reason"] == "url_duplicate" and last["keeper"].startswith("laion2b-")
 
-    # rerun of the same version is a no-op with the same funnel
+
+def test_rerun_of_a_built_version_is_a_no_op(
+    sample_world: World, sample_build: Built, prefect_harness: None
+) -> None:
+    """The same version built again in its own root: the same funnel, not one partition file rewritten.
+
+    The one build allowed on the shared reference root, since what it proves is that it changes nothing
+    there (a copy would not do: the outlier decision's fingerprint names its score files by path).
+    """
+    root, vdir = sample_build.root, sample_build.vdir
     before = {p: p.stat().st_mtime_ns for p in vdir.rglob("*.parquet")}
-    assert _run(world_dir, root, "t1") == rows
+    assert before
+    assert _run(sample_world, root, sample_build.version) == sample_build.rows
     assert {p: p.stat().st_mtime_ns for p in vdir.rglob("*.parquet")} == before
 
-    # an incremental version reuses every partition of the unchanged inputs (hard links), same funnel
-    assert _run(world_dir, root, "t2", base_version="latest") == rows
+
+def test_incremental_version_reuses_every_unchanged_partition(
+    sample_world: World, sample_build: Built, tmp_path: Path, prefect_harness: None
+) -> None:
+    """A new version on ``latest`` reuses every unchanged input's partitions (hard links), same funnel."""
+    root = linked_copy(sample_build.root, tmp_path / "data")
+    vdir = root / "versions" / sample_build.version
+    assert _run(sample_world, root, "t2", base_version="latest") == sample_build.rows
     tar = next((vdir / "download").rglob("*.tar"))
     assert (root / "versions" / "t2" / tar.relative_to(vdir)).stat().st_ino == tar.stat().st_ino
     assert (root / "versions" / "t2" / "reports" / "funnel.png").stat().st_size > 1000
 
-    # a changed outlier threshold reuses the scores (same files) and reruns only the decision
-    cfg = yaml.safe_load((world_dir / "build-test.yaml").read_text())
-    cfg["outlier"] = {"keep_top_vlm": 0.8}
-    (world_dir / "build-test-80.yaml").write_text(yaml.safe_dump(cfg))
-    rows80 = _run(world_dir, root, "t3", config="build-test-80.yaml", base_version="t1")
+
+def test_changed_outlier_threshold_reruns_only_the_decision(
+    sample_world: World, sample_build: Built, tmp_path: Path, prefect_harness: None
+) -> None:
+    """A changed outlier threshold reuses the scores (same files) and reruns only the decision."""
+    root = linked_copy(sample_build.root, tmp_path / "data")
+    base, rows = sample_build.version, sample_build.rows
+    vdir = root / "versions" / base
+    config = with_config(sample_world, "build-test-80.yaml", outlier={"keep_top_vlm": 0.8})
+    rows80 = _run(sample_world, root, "t3", config=config, base_version=base)
     score = next((vdir / "outlier_score").glob("*/*.parquet"))
     assert (root / "versions" / "t3" / score.relative_to(vdir)).stat().st_ino == score.stat().st_ino
     total80 = {r["Name"]: r for r in rows80}["Total"]
@@ -148,8 +159,28 @@ def test_build_flow_on_sample_world(world: tuple[Path, dict], tmp_path: Path, pr
         total80["Download Image"] - total80["Invalid Image (Removed)"] - total80["Duplicate Image (Removed)"]
     )
     assert total80["Remain"] == math.ceil(0.8 * pooled) < {r["Name"]: r for r in rows}["Total"]["Remain"]
-    diff = diff_versions(root, "t1", "t3")
+    diff = diff_versions(root, base, "t3")
     assert diff["removed"]["n"] == {r["Name"]: r for r in rows}["Total"]["Remain"] - total80["Remain"]
+
+
+def test_a_build_that_cannot_start_leaves_no_version(
+    sample_world: World, tmp_path: Path, prefect_harness: None
+) -> None:
+    root = tmp_path / "data"
+    with pytest.raises(ValueError, match=r"base version 'nope' does not exist under .*versions \(complete"):
+        _run(sample_world, root, "v1", base_version="nope")
+    with pytest.raises(ValueError, match=r"no complete version to build incrementally from under .*lineage"):
+        _run(sample_world, root, "v1", base_version="latest")
+    cfg = yaml.safe_load(sample_world.config.read_text())
+    cfg["sources"][0]["files"] = ["missing-a/*.parquet"]
+    cfg["sources"][3]["files"] = ["missing-b.parquet"]
+    missing = sample_world.dir / "build-missing.yaml"
+    missing.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(
+        ValueError, match=r"(?s)2 input problem\(s\); nothing was started:.*laion2b.*laion400m"
+    ):
+        _run(sample_world, root, "v1", config=missing)
+    assert not (root / "versions").exists() and not DataRoot.of(root).lineage_db.exists()
 
 
 def _free_port() -> int:
@@ -160,9 +191,8 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_build_flow_on_existing_dask_cluster(
-    world: tuple[Path, dict], tmp_path: Path, prefect_harness: None
+    sample_world: World, tmp_path: Path, prefect_harness: None
 ) -> None:
-    world_dir, expected = world
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
@@ -197,8 +227,8 @@ def test_build_flow_on_existing_dask_cluster(
 
         with Client(address, timeout=60) as client:
             client.wait_for_workers(2, timeout=120)
-        rows = _run(world_dir, tmp_path / "data", "cluster", address=address)
-        _check_counts(rows, expected)
+        rows = _run(sample_world, tmp_path / "data", "cluster", address=address)
+        _check_counts(rows, sample_world.expected)
     finally:
         stop_processes(procs)
         shutil.rmtree(tmp_path / "dask", ignore_errors=True)

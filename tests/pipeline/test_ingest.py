@@ -20,7 +20,9 @@ class FakeAdapter:
     options_model = AdapterOptions
     calls = 0
 
-    def read(self, path: str, options: AdapterOptions) -> Iterator[RawBatch]:
+    def read(
+        self, path: str, options: AdapterOptions, piece: str | None = None, keep=None
+    ) -> Iterator[RawBatch]:
         FakeAdapter.calls += 1
         yield RawBatch(
             raw_table(
@@ -53,7 +55,7 @@ def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeAdapter:
 
 def test_ingest_counts_every_row_once(tmp_path: Path, fake: FakeAdapter) -> None:
     src = SourceInput(name="cc12m", files=["f.tsv"])
-    stats = ingest.ingest_file(src, "f.tsv", tmp_path, IngestConfig(rows_per_partition=2))
+    stats = ingest.ingest_file(src, "f.tsv", tmp_path, IngestConfig(keep_all_rows=True))
     assert stats.n_in == 8 and stats.n_out == 4
     assert stats.removed == {
         "malformed_row": 1,
@@ -84,7 +86,7 @@ def test_ingest_resumes_from_stats_file(tmp_path: Path, fake: FakeAdapter) -> No
 
 def test_failed_ingest_leaves_no_done_marker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     class Broken(FakeAdapter):
-        def read(self, path: str, options: AdapterOptions) -> Iterator[RawBatch]:
+        def read(self, path: str, options: AdapterOptions, piece=None, keep=None) -> Iterator[RawBatch]:
             yield from super().read(path, options)
             raise OSError("disk gone")
 
@@ -93,7 +95,7 @@ def test_failed_ingest_leaves_no_done_marker(tmp_path: Path, monkeypatch: pytest
     Path("f.tsv").write_text("")
     src = SourceInput(name="cc12m", files=["f.tsv"])
     with pytest.raises(OSError, match="disk gone"):
-        ingest.ingest_file(src, "f.tsv", tmp_path, IngestConfig(rows_per_partition=2))
+        ingest.ingest_file(src, "f.tsv", tmp_path, IngestConfig(keep_all_rows=True))
     paths = ingest.ingest_paths(tmp_path, "cc12m", "f.tsv")
     assert not paths.stats.exists()
     assert not list(paths.output.parent.glob(".*.tmp")) and not paths.output.exists()

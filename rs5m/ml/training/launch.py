@@ -5,6 +5,9 @@ open_clip_train; every path ends with ``<output_dir>/final/model.{pt,json}`` and
 - ``engine: ours`` with more than one visible GPU: ``torchrun --nproc_per_node=N -m rs5m.ml.training``
   on the resolved config, written to ``<output_dir>/train-config.json``.
 - ``engine: open_clip_train``: ``rs5m.ml.training.openclip_train`` (see its docstring for when).
+
+Every path first claims the run folder (``rs5m.ml.training.identity``): a folder holding a run of other
+data or settings is refused, never resumed.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import sys
 from pathlib import Path
 
 from rs5m.config.train import TrainConfig
+from rs5m.ml.training.identity import claim_run_dir
 from rs5m.ml.training.loop import StepHook, TrainResult, train
 
 CONFIG_NAME = "train-config.json"
@@ -87,8 +91,10 @@ def launch(cfg: TrainConfig, nproc: int | None = None, on_step: StepHook | None 
     """Run ``cfg`` to completion on ``nproc`` GPUs (default: all visible); see the module docstring.
 
     ``on_step(step, row)`` is called after every step of an in-process run (``row`` is empty unless
-    the step was logged); runs in other processes only report at the end.
+    the step was logged); runs in other processes only report at the end. ``ValueError`` when
+    ``output_dir`` holds another run (``rs5m.ml.training.identity``).
     """
+    claim_run_dir(cfg)  # before any process trains: never resume another run's weights on this data
     n = visible_gpus() if nproc is None else nproc
     if cfg.device == "cpu":
         n = 1

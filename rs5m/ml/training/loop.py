@@ -56,6 +56,7 @@ class TrainResult:
     params: dict[str, Any] = field(default_factory=dict)
     data_version: str | None = None
     resumed_from: str | None = None
+    new_steps: int | None = None  # steps trained by this call (a resume counts its own); None: unknown
 
 
 class WarmupCosine:
@@ -131,6 +132,7 @@ class Trainer:
         self.stepper = Stepper(self.model, self.optimizer, self.scheduler, loss, rt, cfg)
         self.step, self.epoch, self.data_state = 0, 0, None
         self.resumed_from: str | None = None
+        self.start_step = 0
 
     def resume(self) -> None:
         """Restore the checkpoint named by ``cfg.resume`` (if any); otherwise seed a fresh run."""
@@ -147,7 +149,7 @@ class Trainer:
         ckpt.set_rng_state(state["rng"][self.rt.rank])
         self.step, self.epoch = int(state["step"]), int(state["epoch"])
         self.data_state = state["data"][self.rt.rank]
-        self.resumed_from = str(path)
+        self.resumed_from, self.start_step = str(path), self.step
         log.info("resumed from %s at step %d (epoch %d)", path, self.step, self.epoch)
 
     def save(self) -> None:
@@ -236,6 +238,7 @@ class Trainer:
         """Export the final model and the loss curve (rank 0); return the run's summary."""
         result = TrainResult(self.cfg.output_dir, self.step, params=self.params)
         result.data_version, result.resumed_from = data_version(self.cfg.data), self.resumed_from
+        result.new_steps = self.step - self.start_step
         rows = read_metrics(f"{self.cfg.output_dir}/metrics.jsonl")
         result.metrics = summarize(rows)
         if self.rt.is_main:

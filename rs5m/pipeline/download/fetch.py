@@ -9,19 +9,31 @@ with different configs can download in one process at once, and plain img2datase
 process is untouched. The hook refuses to install if img2dataset's signature changed.
 
 Fetch contract (``GuardedFetcher.__call__``): returns img2dataset's ``(key, BytesIO | None, error)``.
-``error`` is ``"<reason>: <detail>"`` with a reason from ``FETCH_REASONS``; only transient reasons
-(timeouts, HTTP 408/429/5xx, connection resets) are retried, with exponential back-off. At most
-``per_host_concurrency`` requests run against one host at a time (a semaphore per host name).
+``error`` is ``"<reason>: <detail>"`` with a reason from ``FETCH_REASONS``. Permanent reasons (never
+retried, in the run or by ``--retry-failed``): ``dns_failed`` (no such name / no address),
+``download_failed`` (connection refused, HTTP 404, 410 and every other 4xx but 408 and 429, TLS
+errors, anything unrecognised), the guard's refusals and the size / opt-out checks. Transient reasons
+(``TRANSIENT_REASONS``, re-fetched by ``--retry-failed``): ``download_timeout``, ``download_transient``
+(HTTP 408/429/5xx, connection reset or aborted, host or network unreachable) and ``dns_transient``
+(``EAI_AGAIN``, resolver failure, no answer in time). Within a run, transient failures other than
+``dns_transient`` are retried with exponential back-off (a DNS failure is cached for a while, so an
+immediate retry would get the same answer). At most ``per_host_concurrency`` requests run against
+one host at a time (a semaphore per host name).
+
+Names are resolved by a per-process ``CachingResolver`` (``rs5m.pipeline.download.resolver``) through the
+egress guard, which checks every address of every answer.
 
 Time limits: ``timeout`` bounds each socket operation (connect, every read); ``total_timeout`` bounds
-one attempt as a whole - connect, TLS, status line, headers and body - however the server paces its
-bytes. A watchdog (``Deadline``) shuts the attempt's sockets down when its time is up, so a server
-that drips one byte per read, each within ``timeout``, cannot hold a download thread much past
-``total_timeout``; such an attempt fails with ``download_timeout`` (transient, so retried).
+one attempt as a whole - name lookups, connect, TLS, status line, headers and body - however the server
+paces its bytes (a lookup still running at the deadline fails the attempt with ``dns_transient``). A
+watchdog (``Deadline``) shuts the attempt's sockets down when its time is up, so a server that drips
+one byte per read, each within ``timeout``, cannot hold a download thread much past ``total_timeout``;
+such an attempt fails with ``download_timeout`` (transient, so retried).
 """
 
 from __future__ import annotations
 
+import errno
 import http.client
 import inspect
 import io
@@ -29,18 +41,29 @@ import socket
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any, Protocol
 from urllib.error import HTTPError, URLError
 
 from rs5m.core.schema import Reason
+from rs5m.pipeline.download.deadline import Deadline
 from rs5m.pipeline.download.netguard import (
     Refusal,
     RefusedError,
     build_guarded_opener,
     normalise_allowlist,
     split_url,
+)
+from rs5m.pipeline.download.resolver import (
+    DNS_FAILED,
+    DNS_REASONS,
+    DNS_TRANSIENT,
+    DNSError,
+    DnsSettings,
+    classify_lookup_error,
+    shared_resolver,
 )
 
 DOWNLOAD_FAILED = Reason.DOWNLOAD_FAILED.value
@@ -49,10 +72,14 @@ DOWNLOAD_TRANSIENT = Reason.DOWNLOAD_TRANSIENT.value
 DISALLOWED_BY_HEADER = Reason.DISALLOWED_BY_HEADER.value
 RESPONSE_TOO_LARGE = Reason.RESPONSE_TOO_LARGE.value
 RESPONSE_TOO_SMALL = Reason.RESPONSE_TOO_SMALL.value
-TRANSIENT_REASONS = frozenset({DOWNLOAD_TIMEOUT, DOWNLOAD_TRANSIENT})
+TRANSIENT_REASONS = frozenset({DOWNLOAD_TIMEOUT, DOWNLOAD_TRANSIENT, DNS_TRANSIENT})
+_RETRIED_IN_RUN = TRANSIENT_REASONS - {DNS_TRANSIENT}
+_UNREACHABLE = frozenset({errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN})
 FETCH_REASONS = frozenset(
     {
         DOWNLOAD_FAILED,
+        DNS_FAILED,
+        DNS_TRANSIENT,
         DOWNLOAD_TIMEOUT,
         DOWNLOAD_TRANSIENT,
         DISALLOWED_BY_HEADER,
@@ -68,7 +95,13 @@ _HOOK_PARAMS = ["row", "timeout", "retries", "user_agent_token", "disallowed_hea
 _hook_lock = threading.Lock()
 
 
-class FetchSettings(Protocol):
+class HostResolver(Protocol):
+    """What the fetcher resolves names with (``CachingResolver``, or a test's or bench's own)."""
+
+    def resolve(self, host: str, port: int, until: float | None = None) -> list[tuple]: ...
+
+
+class FetchSettings(DnsSettings, Protocol):
     """The ``DownloadConfig`` fields the fetcher reads."""
 
     timeout: float
@@ -79,6 +112,8 @@ class FetchSettings(Protocol):
     max_redirects: int
     min_bytes: int
     max_bytes: int
+    dns_prefetch: bool
+    dns_settle_s: float
 
 
 class FetchError(Exception):
@@ -98,84 +133,43 @@ def classify_error(exc: BaseException) -> tuple[str, str]:
         return (DOWNLOAD_TRANSIENT if transient else DOWNLOAD_FAILED), f"HTTP {exc.code} {exc.reason}"
     if isinstance(exc, URLError) and isinstance(exc.reason, BaseException):
         return classify_error(exc.reason)
+    if isinstance(exc, DNSError | socket.gaierror):
+        return classify_lookup_error(exc)
     if isinstance(exc, TimeoutError):
         return DOWNLOAD_TIMEOUT, str(exc) or "timed out"
     if isinstance(exc, ConnectionResetError | ConnectionAbortedError | http.client.IncompleteRead):
         return DOWNLOAD_TRANSIENT, f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, OSError) and exc.errno in _UNREACHABLE:  # a route may come back; a refusal will not
+        return DOWNLOAD_TRANSIENT, f"{type(exc).__name__}: {exc}"
     return DOWNLOAD_FAILED, f"{type(exc).__name__}: {exc}"
 
 
-class Deadline:
-    """A watchdog for one fetch attempt: ``seconds`` after creation it shuts down every watched socket.
+class GuardedFetcher:
+    """Fetches URLs through the egress guard with a per-host concurrency cap and size/time limits.
 
-    ``watch(sock)`` is the opener's ``on_connect`` hook. It keeps a duplicate descriptor of the socket:
-    ``shutdown`` acts on the connection, not the descriptor, so shutting the duplicate down ends every
-    blocked or later read on the original (plain or TLS-wrapped), and the duplicate is closed only here,
-    so the watchdog can never hit a reused descriptor. ``expired`` tells whether it fired; ``close()``
-    (idempotent) stops the timer and releases the duplicates. Use it as a context manager.
+    ``resolver`` defaults to this process's shared ``CachingResolver`` for ``cfg``'s DNS settings.
     """
 
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.expired = False
-        self._closed = False
-        self._socks: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.name = "rs5m-fetch-deadline"
-        self._timer.daemon = True
-        self._timer.start()
-
-    def watch(self, sock: socket.socket) -> None:
-        """Shut ``sock`` down once the deadline passes (at once if it already has)."""
-        dup = sock.dup()
-        with self._lock:
-            if not self._closed:
-                self._socks.append(dup)
-                if self.expired:
-                    _shutdown(dup)
-                return
-        dup.close()
-
-    def _expire(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self.expired = True
-            for sock in self._socks:
-                _shutdown(sock)
-
-    def close(self) -> None:
-        """Stop the watchdog and close the duplicate descriptors."""
-        self._timer.cancel()
-        with self._lock:
-            self._closed = True
-            socks, self._socks = self._socks, []
-        for sock in socks:
-            sock.close()
-
-    def __enter__(self) -> Deadline:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _shutdown(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:  # already closed by the peer: nothing left to stop
-        pass
-
-
-class GuardedFetcher:
-    """Fetches URLs through the egress guard with a per-host concurrency cap and size/time limits."""
-
-    def __init__(self, cfg: FetchSettings) -> None:
+    def __init__(self, cfg: FetchSettings, resolver: HostResolver | None = None) -> None:
         self._cfg = cfg
+        self._resolver = resolver if resolver is not None else shared_resolver(cfg)
         self._allow = normalise_allowlist(cfg.allow_hosts)
         self._slots: dict[str, threading.BoundedSemaphore] = {}
         self._lock = threading.Lock()
+
+    def prefetch(self, urls: Iterable[str | None]) -> set[str]:
+        """Start the lookups of the hosts of ``urls`` (fetchable forms only), wait up to ``dns_settle_s``
+        for them, and return the host names whose lookups are still running then (slow or dead names).
+
+        Nothing (an empty set, no wait) when ``dns_prefetch`` is off or the resolver cannot prefetch.
+        """
+        prefetch = getattr(self._resolver, "prefetch", None)
+        slow_names = getattr(self._resolver, "slow_names", None)
+        if not self._cfg.dns_prefetch or prefetch is None or slow_names is None:
+            return set()
+        hosts = dict.fromkeys(p[1] for p in map(split_url, filter(None, urls)) if not isinstance(p, Refusal))
+        prefetch(hosts)
+        return slow_names(hosts, self._cfg.dns_settle_s) if self._cfg.dns_settle_s > 0 else set()
 
     @contextmanager
     def _host_slot(self, host: str) -> Iterator[None]:
@@ -196,7 +190,7 @@ class GuardedFetcher:
                 return key, io.BytesIO(self.fetch(url, user_agent_token, directives)), None
             except FetchError as exc:
                 error = exc
-            if error.reason not in TRANSIENT_REASONS:
+            if error.reason not in _RETRIED_IN_RUN:
                 break
         return key, None, str(error)
 
@@ -205,6 +199,9 @@ class GuardedFetcher:
         parsed = split_url(url)
         if isinstance(parsed, Refusal):
             raise FetchError(parsed.reason, parsed.detail)
+        known = getattr(self._resolver, "known_failure", None)
+        if known is not None and (failure := known(parsed[1])) is not None:
+            raise FetchError(failure.reason, failure.detail)  # a dead name: no slot, no watchdog, no opener
         agent = (
             f"Mozilla/5.0 (compatible; {user_agent_token or 'rs5m'}; +https://github.com/rom1504/img2dataset)"
         )
@@ -212,7 +209,10 @@ class GuardedFetcher:
         cfg = self._cfg
         with self._host_slot(parsed[1]), Deadline(cfg.total_timeout) as deadline:
             opener = build_guarded_opener(
-                self._allow, max_redirects=cfg.max_redirects, on_connect=deadline.watch
+                self._allow,
+                max_redirects=cfg.max_redirects,
+                on_connect=deadline.watch,
+                resolver=partial(self._resolver.resolve, until=deadline.ends_at),
             )
             try:
                 with opener.open(request, timeout=cfg.timeout) as response:
@@ -222,9 +222,11 @@ class GuardedFetcher:
             except FetchError:
                 raise
             except Exception as exc:  # every other failure of one URL becomes a counted reason
-                if deadline.expired:  # the watchdog's shutdown surfaces as a reset, EOF or bad status
+                reason, detail = classify_error(exc)
+                # the watchdog's shutdown surfaces as a reset, EOF or bad status; a lookup knows its cause
+                if deadline.expired and reason not in DNS_REASONS:
                     raise FetchError(DOWNLOAD_TIMEOUT, f"not done within {cfg.total_timeout}s") from exc
-                raise FetchError(*classify_error(exc)) from exc
+                raise FetchError(reason, detail) from exc
             if deadline.expired:  # a body without Content-Length that the shutdown cut short
                 raise FetchError(DOWNLOAD_TIMEOUT, f"not done within {cfg.total_timeout}s")
         return body

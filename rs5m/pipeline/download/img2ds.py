@@ -6,17 +6,23 @@ Contract of ``download_partition``:
   shard (``uid``, ``source``, ``caption`` carried in the parquet and each sample's ``.json``), then
   ``status.parquet`` (``STATUS_SCHEMA``, exactly one row per input uid, input order), then, last,
   the ``PartitionStats`` file at ``stats_path`` (stage ``download``, ``n_out`` = successes, every
-  failure counted under its reason).
+  failure counted under its reason; ``extra["hosts"]``: per-host outcome counts of the
+  ``host_stats_top_n`` most-failing hosts plus an ``(other)`` bucket, see ``hosts.py``).
 - Resume: a valid stats file means done; it is returned without network access. Otherwise shards
   whose img2dataset ``_stats.json`` exists are skipped and the rest are (re)downloaded.
 - ``retry_failed=True`` re-downloads, once, the rows that an earlier run left with a transient reason
-  (``download_timeout``, ``download_transient``) into new shards; a later shard's row wins. Earlier
+  (``download_timeout``, ``download_transient``, ``dns_transient``; never ``dns_failed``,
+  ``download_failed`` or another permanent one) into new shards; a later shard's row wins. Earlier
   = every shard of a finished partition, or the shards an interrupted run finished before a resumed
   run completes the partition (so a build stopped during a server outage and rerun with
   ``--retry-failed`` retries those rows too); a partition started afresh gets no second pass.
 - img2dataset runs in this process (its ``Downloader`` on a thread pool, no process pool, so it works
   inside daemonic Dask workers); every fetch goes through ``rs5m.pipeline.download.fetch`` and
-  ``rs5m.pipeline.download.netguard``.
+  ``rs5m.pipeline.download.netguard``, its names resolved by ``resolver`` (default: the process's
+  shared ``CachingResolver`` for ``cfg``, so partitions run one after another in a worker share it);
+  the host names of each shard are looked up ahead of its fetches (``dns_prefetch``), and the URLs of
+  names still unanswered after ``dns_settle_s`` are fetched last within their shard.
+- The per-uid status table is built in ``rs5m.pipeline.download.status`` (re-exported here).
 - Politeness: URLs are interleaved by host before sharding so concurrent threads meet different
   hosts, and at most ``per_host_concurrency`` requests per host name are in flight within one
   partition run (partitions running at once on a cluster each have their own cap). There is no
@@ -25,13 +31,11 @@ Contract of ``download_partition``:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
 from collections import Counter
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -39,64 +43,23 @@ import pyarrow.parquet as pq
 
 from rs5m.config import DownloadConfig
 from rs5m.core.io import write_parquet
-from rs5m.core.schema import Reason, StageName
+from rs5m.core.schema import StageName
 from rs5m.core.stats import PartitionStats, read_done
-from rs5m.pipeline.download.fetch import (
-    DOWNLOAD_FAILED,
-    FETCH_REASONS,
-    TRANSIENT_REASONS,
-    GuardedFetcher,
-    GuardedTimeout,
-    install_hook,
+from rs5m.pipeline.download.fetch import GuardedFetcher, GuardedTimeout, HostResolver, install_hook
+from rs5m.pipeline.download.hosts import host_outcomes, url_host
+from rs5m.pipeline.download.status import (
+    OOM_SHARD_COUNT,
+    STATUS_SCHEMA,
+    collect_status,
+    done_shard_ids,
+    status_path,
+    transient_in,
+    transient_uids,
 )
 
+__all__ = ["STATUS_SCHEMA", "done_shard_ids", "download_partition", "status_path", "transient_uids"]
 STAGE = StageName.DOWNLOAD.value
-STATUS_FILE = "status.parquet"
-DECODE_FAILED = Reason.DECODE_FAILED.value
-IMAGE_FILTERED = Reason.IMAGE_FILTERED.value
-DOWNLOAD_MISSING = Reason.DOWNLOAD_MISSING.value
-STATUS_SCHEMA = pa.schema(
-    [
-        ("uid", pa.string()),
-        ("source", pa.string()),
-        ("url", pa.string()),
-        ("status", pa.string()),  # "success" | "failed"
-        ("reason", pa.string()),  # null on success
-        ("detail", pa.string()),
-        ("key", pa.string()),  # img2dataset key = tar member name without extension
-        ("shard", pa.string()),  # tar path (out_dir / NNNNN.tar); null unless success
-        ("width", pa.int32()),  # as stored
-        ("height", pa.int32()),
-        ("original_width", pa.int32()),  # as downloaded
-        ("original_height", pa.int32()),
-        ("sha256", pa.string()),  # of the downloaded bytes
-    ]
-)
 _COLUMNS = ["url", "caption", "uid", "source"]
-_I2D_COLUMNS = [
-    "uid",
-    "key",
-    "status",
-    "error_message",
-    "width",
-    "height",
-    "original_width",
-    "original_height",
-    "sha256",
-]
-_I2D_EMPTY = pa.table(
-    {
-        c: pa.array([], pa.int32() if "width" in c or "height" in c else pa.string())
-        for c in [*_I2D_COLUMNS, "shard"]
-    }
-)
-_FILTER_MESSAGES = frozenset({"image too small", "image area too large", "aspect ratio too large"})
-_OOM_SHARD_COUNT = 5
-
-
-def status_path(out_dir: str | os.PathLike[str]) -> Path:
-    """Where ``download_partition`` writes the normalised per-uid status table."""
-    return Path(out_dir) / STATUS_FILE
 
 
 def interleave_by_host(table: pa.Table) -> pa.Table:
@@ -105,13 +68,17 @@ def interleave_by_host(table: pa.Table) -> pa.Table:
     seen: Counter[str] = Counter()
     keys = []
     for i, url in enumerate(table.column("url").to_pylist()):
-        try:
-            host = urlsplit(url).hostname or ""
-        except ValueError:
-            host = ""
+        host = url_host(url)
         keys.append((seen[host], first_seen.setdefault(host, len(first_seen)), i))
         seen[host] += 1
     return table.take(pa.array([k[2] for k in sorted(keys)], pa.int64()))
+
+
+def slow_hosts_last(table: pa.Table, slow: set[str]) -> pa.Table:
+    """Move the rows whose URL host is in ``slow`` to the end, keeping the order within both groups."""
+    late = [url_host(url) in slow for url in table.column("url").to_pylist()]
+    order = [i for i, x in enumerate(late) if not x] + [i for i, x in enumerate(late) if x]
+    return table.take(pa.array(order, pa.int64()))
 
 
 def _make_downloader(cfg: DownloadConfig, out_dir: Path, fetcher: GuardedFetcher):
@@ -141,7 +108,7 @@ def _make_downloader(cfg: DownloadConfig, out_dir: Path, fetcher: GuardedFetcher
         column_list=_COLUMNS,
         timeout=GuardedTimeout(cfg.timeout, fetcher),
         number_sample_per_shard=cfg.samples_per_shard,
-        oom_shard_count=_OOM_SHARD_COUNT,
+        oom_shard_count=OOM_SHARD_COUNT,
         compute_hash="sha256",
         verify_hash_type=None,
         encode_format=cfg.encode_format,
@@ -151,89 +118,30 @@ def _make_downloader(cfg: DownloadConfig, out_dir: Path, fetcher: GuardedFetcher
     )
 
 
-def _run_shards(rows: pa.Table, out_dir: Path, cfg: DownloadConfig, first_id: int) -> None:
+def _run_shards(
+    rows: pa.Table, out_dir: Path, cfg: DownloadConfig, first_id: int, resolver: HostResolver | None
+) -> None:
     """Download ``rows`` as shards ``first_id, first_id + 1, ...``; skip shards already done."""
     n_shards = math.ceil(rows.num_rows / cfg.samples_per_shard)
     done = done_shard_ids(out_dir)
     todo = [i for i in range(first_id, first_id + n_shards) if i not in done]
     if not todo:
         return
-    downloader = _make_downloader(cfg, out_dir, GuardedFetcher(cfg))
+    fetcher = GuardedFetcher(cfg, resolver)
+    downloader = _make_downloader(cfg, out_dir, fetcher)
     tmp = out_dir / "_tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     for shard_id in todo:
         start = (shard_id - first_id) * cfg.samples_per_shard
         part = rows.slice(start, cfg.samples_per_shard).select(_COLUMNS)
+        slow = fetcher.prefetch(part.column("url").to_pylist())  # lookups run ahead of the fetch threads
+        if slow:
+            part = slow_hosts_last(part, slow)
         arrow_file = tmp / f"{shard_id}.arrow"
         with pa.OSFile(str(arrow_file), "wb") as sink, pa.ipc.new_file(sink, part.schema) as writer:
             writer.write_table(part)
         downloader.download_shard((shard_id, str(arrow_file)))  # raises on shard-level failure
     shutil.rmtree(tmp, ignore_errors=True)
-
-
-def done_shard_ids(out_dir: Path) -> set[int]:
-    """Ids of shards img2dataset finished: ``NNNNN_stats.json`` (written last) parses, parquet exists."""
-    ids = set()
-    for path in out_dir.glob("*_stats.json"):
-        stem = path.name.removesuffix("_stats.json")
-        if not stem.isdigit() or not (out_dir / f"{stem}.parquet").exists():
-            continue
-        try:
-            json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        ids.add(int(stem))
-    return ids
-
-
-def _reason_for(status: str | None, message: str | None) -> tuple[str | None, str | None]:
-    if status == "success":
-        return None, None
-    if status == "failed_to_download":
-        head, _, tail = (message or "").partition(": ")
-        return (head, tail) if head in FETCH_REASONS else (DOWNLOAD_FAILED, message)
-    if status == "failed_to_resize":
-        return (IMAGE_FILTERED if message in _FILTER_MESSAGES else DECODE_FAILED), message
-    if status is None:
-        return DOWNLOAD_MISSING, "img2dataset wrote no row for this uid"
-    return DOWNLOAD_FAILED, f"{status}: {message}"
-
-
-def collect_status(candidates: pa.Table, out_dir: Path) -> pa.Table:
-    """One ``STATUS_SCHEMA`` row per candidate uid, in input order; a later shard's row wins."""
-    tables = []
-    for shard_id in sorted(done_shard_ids(out_dir)):
-        name = f"{shard_id:0{_OOM_SHARD_COUNT}d}"
-        table = pq.read_table(out_dir / f"{name}.parquet", columns=_I2D_COLUMNS)
-        tables.append(table.append_column("shard", pa.array([str(out_dir / f"{name}.tar")] * table.num_rows)))
-    merged = pa.concat_tables(tables) if tables else _I2D_EMPTY
-    last = {uid: i for i, uid in enumerate(merged.column("uid").to_pylist())}
-    picked = merged.take(pa.array([last.get(u) for u in candidates.column("uid").to_pylist()], pa.int64()))
-    statuses = picked.column("status").to_pylist()
-    pairs = [
-        _reason_for(s, m) for s, m in zip(statuses, picked.column("error_message").to_pylist(), strict=True)
-    ]
-    reasons = [r for r, _ in pairs]
-    ok = pa.array([r is None for r in reasons], pa.bool_())
-    columns = {
-        "uid": candidates.column("uid"),
-        "source": candidates.column("source"),
-        "url": candidates.column("url"),
-        "status": pa.array(["success" if r is None else "failed" for r in reasons], pa.string()),
-        "reason": pa.array(reasons, pa.string()),
-        "detail": pa.array([d for _, d in pairs], pa.string()),
-        "key": picked.column("key"),
-        "shard": pc.if_else(ok, picked.column("shard"), pa.scalar(None, pa.string())),
-    }
-    for name in ("width", "height", "original_width", "original_height", "sha256"):
-        columns[name] = picked.column(name)
-    return pa.table(columns).cast(STATUS_SCHEMA)
-
-
-def transient_uids(path: Path) -> set[str]:
-    """Uids whose latest status failed with a transient reason (the rows ``retry_failed`` refetches)."""
-    table = pq.read_table(path, columns=["uid", "reason"])
-    return {u for u, r in zip(*table.to_pydict().values(), strict=True) if r in TRANSIENT_REASONS}
 
 
 def _read_candidates(path: str | os.PathLike[str]) -> pa.Table:
@@ -262,7 +170,11 @@ def _finish(
         stats.remove(reason, n)
     shards = sorted(done_shard_ids(out_dir))
     n_main = math.ceil(candidates.num_rows / cfg.samples_per_shard)
-    stats.extra = {"shards": shards, "retry_shards": sum(1 for s in shards if s >= n_main)}
+    stats.extra = {
+        "shards": shards,
+        "retry_shards": sum(1 for s in shards if s >= n_main),
+        "hosts": host_outcomes(status, cfg.host_stats_top_n),
+    }
     stats.write(stats_path)
     return stats
 
@@ -276,6 +188,7 @@ def download_partition(
     source: str,
     partition: str,
     retry_failed: bool = False,
+    resolver: HostResolver | None = None,
 ) -> PartitionStats:
     """Download one candidate partition (see the module docstring for the full contract)."""
     done = read_done(stats_path)
@@ -286,8 +199,10 @@ def download_partition(
     candidates = _read_candidates(candidates_path)
     earlier = done_shard_ids(out)  # shards of earlier runs: their transient failures are what a retry retries
     if done is None:
-        _run_shards(interleave_by_host(candidates), out, cfg, first_id=0)
-    retry = _transient_in(collect_status(candidates, out), earlier, cfg) if retry_failed else set()
+        _run_shards(interleave_by_host(candidates), out, cfg, 0, resolver)
+    retry = set()
+    if retry_failed:
+        retry = transient_in(collect_status(candidates, out), earlier, cfg.samples_per_shard)
     if done is not None:
         if not retry:
             return done
@@ -295,15 +210,5 @@ def download_partition(
     if retry:
         rows = candidates.filter(pc.is_in(candidates.column("uid"), pa.array(sorted(retry))))
         first_id = max(done_shard_ids(out), default=-1) + 1
-        _run_shards(interleave_by_host(rows), out, cfg, first_id=first_id)
+        _run_shards(interleave_by_host(rows), out, cfg, first_id, resolver)
     return _finish(candidates, out, stats_path, cfg, source=source, partition=partition)
-
-
-def _transient_in(status: pa.Table, shards: set[int], cfg: DownloadConfig) -> set[str]:
-    """Uids of ``status`` rows that failed transiently in one of ``shards`` (by img2dataset's key)."""
-    digits = math.ceil(math.log10(cfg.samples_per_shard))  # img2dataset: key = shard id, then the index
-    found = set()
-    for uid, reason, key in zip(*status.select(["uid", "reason", "key"]).to_pydict().values(), strict=True):
-        if reason in TRANSIENT_REASONS and key and int(key[: len(key) - digits] or 0) in shards:
-            found.add(uid)
-    return found

@@ -10,6 +10,9 @@ Contract:
   such as ``2130706433``, ``0x7f.1`` or ``127.1`` (the resolver expands those; the allowlist does not).
 - The opener from ``build_guarded_opener`` resolves the host once, checks every address, and connects
   only to a checked address (no second lookup, so DNS rebinding between check and connect is moot).
+  Names are resolved by its ``resolver(host, port)`` when given (the fetcher passes its per-process
+  cache, ``rs5m.pipeline.download.resolver``, bound to the fetch deadline), else by ``getaddrinfo``;
+  either way every address of the answer is checked, on every connection and every redirect hop.
   Every redirect hop is checked before it is followed; a refused hop raises ``redirect_refused``.
   Its ``on_connect`` hook, when given, sees every connected socket (before any TLS handshake), so a
   caller can enforce a deadline on the whole exchange (``rs5m.pipeline.download.fetch`` does). It has no
@@ -37,6 +40,7 @@ REDIRECT_REFUSED = Reason.REDIRECT_REFUSED.value
 
 _SCHEMES = {"http": 80, "https": 443}
 SocketHook = Callable[[socket.socket], None]
+Resolve = Callable[[str, int], list[tuple]]  # (host, port) -> getaddrinfo entries, or raises OSError
 
 
 class Refusal(NamedTuple):
@@ -103,13 +107,20 @@ def split_url(url: str) -> tuple[str, str, int] | Refusal:
     return scheme, host, port if port is not None else _SCHEMES[scheme]
 
 
-def resolve_checked(host: str, port: int, allow: frozenset[str]) -> list[tuple] | Refusal:
+def _getaddrinfo(host: str, port: int) -> list[tuple]:
+    return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+
+
+def resolve_checked(
+    host: str, port: int, allow: frozenset[str], resolver: Resolve | None = None
+) -> list[tuple] | Refusal:
     """Resolve ``host`` and return its ``getaddrinfo`` entries if every address may be contacted.
 
     Allowlisted hosts are resolved without the address check. A host that does not resolve raises
-    ``socket.gaierror`` (an ordinary download failure, not a refusal).
+    the resolver's ``OSError`` (``socket.gaierror``, or ``DNSError`` from the cache): an ordinary
+    download failure, not a refusal.
     """
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    infos = (resolver or _getaddrinfo)(host, port)
     if is_allowed_host(host, port, allow):
         return infos
     for info in infos:
@@ -119,10 +130,13 @@ def resolve_checked(host: str, port: int, allow: frozenset[str]) -> list[tuple] 
     return infos
 
 
-def check_url(url: str, allow_hosts: Iterable[str] = (), *, resolve: bool = True) -> Refusal | None:
+def check_url(
+    url: str, allow_hosts: Iterable[str] = (), *, resolve: bool = True, resolver: Resolve | None = None
+) -> Refusal | None:
     """Return why ``url`` may not be fetched, or ``None`` if it may.
 
-    With ``resolve=False`` only the URL's form and literal-IP hosts are checked (no lookup).
+    With ``resolve=False`` only the URL's form and literal-IP hosts are checked (no lookup); else the
+    host is resolved by ``resolver`` (default ``getaddrinfo``).
     """
     allow = allow_hosts if isinstance(allow_hosts, frozenset) else normalise_allowlist(allow_hosts)
     parsed = split_url(url)
@@ -139,7 +153,7 @@ def check_url(url: str, allow_hosts: Iterable[str] = (), *, resolve: bool = True
         problem = address_problem(host)
         return Refusal(REFUSED_HOST, problem) if problem else None
     try:
-        result = resolve_checked(host, port, allow)
+        result = resolve_checked(host, port, allow, resolver)
     except OSError:
         return None  # unresolvable is a download failure, reported by the fetch itself
     return result if isinstance(result, Refusal) else None
@@ -151,10 +165,11 @@ def guarded_connect(
     source_address: tuple[str, int] | None = None,
     *,
     allow: frozenset[str] = frozenset(),
+    resolver: Resolve | None = None,
 ) -> socket.socket:
     """Drop-in for ``socket.create_connection`` that connects only to checked addresses."""
     host, port = address
-    result = resolve_checked(host, port, allow)
+    result = resolve_checked(host, port, allow, resolver)
     if isinstance(result, Refusal):
         raise RefusedError(result)
     last: OSError | None = None
@@ -166,9 +181,11 @@ def guarded_connect(
     raise last or OSError(f"no address for {host}")
 
 
-def _connector(allow: frozenset[str], on_connect: SocketHook | None) -> Callable[..., socket.socket]:
+def _connector(
+    allow: frozenset[str], on_connect: SocketHook | None, resolver: Resolve | None
+) -> Callable[..., socket.socket]:
     def connect(*args: Any, **kwargs: Any) -> socket.socket:
-        sock = guarded_connect(*args, allow=allow, **kwargs)
+        sock = guarded_connect(*args, allow=allow, resolver=resolver, **kwargs)
         if on_connect is not None:
             try:
                 on_connect(sock)
@@ -181,68 +198,85 @@ def _connector(allow: frozenset[str], on_connect: SocketHook | None) -> Callable
 
 
 class _GuardedHTTPConnection(HTTPConnection):
-    def __init__(self, *args, allow: frozenset[str], on_connect: SocketHook | None = None, **kwargs) -> None:
+    def __init__(
+        self, *args, allow: frozenset[str], on_connect: SocketHook | None, resolver: Resolve | None, **kwargs
+    ) -> None:
         super().__init__(*args, **kwargs)
-        self._create_connection = _connector(allow, on_connect)
+        self._create_connection = _connector(allow, on_connect, resolver)
 
 
 class _GuardedHTTPSConnection(HTTPSConnection):
     # HTTPSConnection.connect() calls HTTPConnection.connect(), which uses _create_connection, and
     # then wraps the socket with server_hostname=self.host, so SNI and certificate checks still
     # use the name while the TCP connection goes to the checked address.
-    def __init__(self, *args, allow: frozenset[str], on_connect: SocketHook | None = None, **kwargs) -> None:
+    def __init__(
+        self, *args, allow: frozenset[str], on_connect: SocketHook | None, resolver: Resolve | None, **kwargs
+    ) -> None:
         super().__init__(*args, **kwargs)
-        self._create_connection = _connector(allow, on_connect)
+        self._create_connection = _connector(allow, on_connect, resolver)
 
 
 class _GuardedHTTPHandler(urllib.request.HTTPHandler):
-    def __init__(self, allow: frozenset[str], on_connect: SocketHook | None) -> None:
+    def __init__(
+        self, allow: frozenset[str], on_connect: SocketHook | None, resolver: Resolve | None
+    ) -> None:
         super().__init__()
-        self._allow, self._on_connect = allow, on_connect
+        self._allow, self._on_connect, self._resolver = allow, on_connect, resolver
 
     def http_open(self, req: urllib.request.Request):
-        conn = partial(_GuardedHTTPConnection, allow=self._allow, on_connect=self._on_connect)
+        conn = partial(
+            _GuardedHTTPConnection, allow=self._allow, on_connect=self._on_connect, resolver=self._resolver
+        )
         return self.do_open(conn, req)
 
 
 class _GuardedHTTPSHandler(urllib.request.HTTPSHandler):
-    def __init__(self, allow: frozenset[str], on_connect: SocketHook | None) -> None:
+    def __init__(
+        self, allow: frozenset[str], on_connect: SocketHook | None, resolver: Resolve | None
+    ) -> None:
         super().__init__()
-        self._allow, self._on_connect = allow, on_connect
+        self._allow, self._on_connect, self._resolver = allow, on_connect, resolver
 
     def https_open(self, req: urllib.request.Request):
-        conn = partial(_GuardedHTTPSConnection, allow=self._allow, on_connect=self._on_connect)
+        conn = partial(
+            _GuardedHTTPSConnection, allow=self._allow, on_connect=self._on_connect, resolver=self._resolver
+        )
         return self.do_open(conn, req, context=self._context)
 
 
 class _GuardedRedirectHandler(urllib.request.HTTPRedirectHandler):
-    def __init__(self, allow: frozenset[str], max_redirects: int) -> None:
+    def __init__(self, allow: frozenset[str], max_redirects: int, resolver: Resolve | None = None) -> None:
         super().__init__()
-        self._allow = allow
+        self._allow, self._resolver = allow, resolver
         self.max_redirections = max_redirects
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
-        refusal = check_url(newurl, self._allow)
+        refusal = check_url(newurl, self._allow, resolver=self._resolver)
         if refusal is not None:
             raise RefusedError(Refusal(REDIRECT_REFUSED, f"{newurl}: {refusal.reason}: {refusal.detail}"))
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 def build_guarded_opener(
-    allow_hosts: Iterable[str] = (), *, max_redirects: int = 5, on_connect: SocketHook | None = None
+    allow_hosts: Iterable[str] = (),
+    *,
+    max_redirects: int = 5,
+    on_connect: SocketHook | None = None,
+    resolver: Resolve | None = None,
 ) -> urllib.request.OpenerDirector:
     """Return an opener for http(s) only that applies the egress rules to every connection and hop.
 
     ``on_connect(sock)`` is called with each newly connected TCP socket (every redirect hop's too),
-    before TLS; if it raises, the socket is closed and the error ends the request.
+    before TLS; if it raises, the socket is closed and the error ends the request. ``resolver(host,
+    port)`` resolves every host (default ``getaddrinfo``); its errors end the request.
     """
     allow = normalise_allowlist(allow_hosts)
     opener = urllib.request.OpenerDirector()
     for handler in (
-        _GuardedHTTPHandler(allow, on_connect),
-        _GuardedHTTPSHandler(allow, on_connect),
+        _GuardedHTTPHandler(allow, on_connect, resolver),
+        _GuardedHTTPSHandler(allow, on_connect, resolver),
         urllib.request.HTTPDefaultErrorHandler(),
-        _GuardedRedirectHandler(allow, max_redirects),
+        _GuardedRedirectHandler(allow, max_redirects, resolver),
         urllib.request.HTTPErrorProcessor(),
         urllib.request.UnknownHandler(),
     ):

@@ -31,23 +31,17 @@ is worked out only for the rare matching rows. See docs/benchmarks.md.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from rs5m.config import KeywordConfig
 from rs5m.config.build import DEFAULT_PATTERNS
-from rs5m.core.io import atomic_path
-from rs5m.core.schema import Reason, StageName
-from rs5m.core.stats import PartitionStats, read_done
 from rs5m.pipeline.keywords import prefilter as keywords_prefilter
 
 KEYWORDS_FIELD = pa.field("keywords", pa.list_(pa.string()), nullable=False)
-READ_BUFFER = 4 << 20  # parquet pages stream through a buffer this big; chunks are never read whole
 ALL_RE2_SHARE = 0.25  # above this share of candidate rows, one RE2 pass beats take + RE2 on them
 SPLIT_GUARD_MAX_BYTES = 256 << 10  # RE2 reads ~350 KB in the time the guard takes to compile
 
@@ -273,86 +267,3 @@ def filter_table(
     matrix = matcher.hit_matrix(kept.column(caption_col))
     kept = kept.append_column(KEYWORDS_FIELD, matcher.lists(matrix))
     return kept, {p: int(n) for p, n in zip(matcher.patterns, matrix.sum(axis=0), strict=True)}
-
-
-def filter_partition(
-    in_path: str | os.PathLike[str],
-    out_path: str | os.PathLike[str],
-    stats_path: str | os.PathLike[str],
-    *,
-    cfg: KeywordConfig,
-    source: str,
-    partition: str,
-    batch_size: int = 131_072,
-    flush_rows: int = 100_000,
-    use_threads: bool = False,
-    read_buffer: int = READ_BUFFER,
-) -> PartitionStats:
-    """Keyword-filter one ingest partition (parquet, ``SAMPLE_SCHEMA``) into ``out_path``.
-
-    Resumable: if ``stats_path`` is a valid done marker, its stats are returned and nothing is read.
-    Memory is bounded by ``batch_size`` input rows plus ``flush_rows`` kept rows. The output has the
-    input's columns plus ``keywords``; it is written to a temp file and renamed, and is a valid empty
-    file when nothing matches. A kept row whose uid was already kept in this partition (an exact
-    duplicate record) is removed as ``duplicate_record``; the URL dedup stage catches copies across
-    partitions. The stats file is written last. One call uses one core unless
-    ``use_threads``: parallelism comes from running partitions side by side.
-    """
-    done = read_done(stats_path)
-    if done is not None:
-        return done
-    matcher = KeywordMatcher.from_config(cfg)
-    # pre_buffer (pyarrow's default) caches every row group it has read until the file is closed,
-    # so memory would grow with the file; unbuffered-by-range streaming keeps it per batch.
-    pf = pq.ParquetFile(in_path, buffer_size=read_buffer, pre_buffer=False)
-    out_schema = pf.schema_arrow.append(KEYWORDS_FIELD)
-    counts = dict.fromkeys(matcher.patterns, 0)
-    n_in = n_out = 0
-    pending: list[pa.RecordBatch] = []
-    n_pending = 0
-
-    seen: set[str] = set()  # uids of kept rows only (~0.1% of the partition), so memory stays small
-    n_dup = 0
-
-    def flush(writer: pq.ParquetWriter) -> None:
-        nonlocal n_out, n_pending, n_dup
-        table = pa.Table.from_batches(pending, pf.schema_arrow)
-        first = []
-        for uid in table.column("uid").to_pylist():
-            first.append(uid not in seen)
-            seen.add(uid)
-        n_dup += len(first) - sum(first)
-        # Per-pattern hits are computed here, on the buffered kept rows, to pay the per-pattern
-        # regex compiles once per flush rather than once per batch.
-        kept, hits = filter_table(table.filter(pa.array(first, pa.bool_())), matcher)
-        for p, n in hits.items():
-            counts[p] += n
-        writer.write_table(kept.cast(out_schema), row_group_size=max(flush_rows, 1))
-        n_out += kept.num_rows
-        pending.clear()
-        n_pending = 0
-
-    with atomic_path(out_path) as tmp:
-        with pq.ParquetWriter(tmp, out_schema, compression="zstd") as writer:
-            for batch in pf.iter_batches(batch_size=batch_size, use_threads=use_threads):
-                n_in += batch.num_rows
-                sel = batch.filter(matcher.mask(batch.column("caption")))
-                if sel.num_rows:
-                    pending.append(sel)
-                    n_pending += sel.num_rows
-                if n_pending >= flush_rows:
-                    flush(writer)
-            if pending:
-                flush(writer)
-    stats = PartitionStats(
-        stage=StageName.KEYWORD.value,
-        source=source,
-        partition=partition,
-        n_in=n_in,
-        n_out=n_out,
-        removed={Reason.NO_KEYWORD_MATCH.value: n_in - n_out - n_dup},
-        extra={"keyword_hits": counts},
-    )
-    stats.remove(Reason.DUPLICATE_RECORD.value, n_dup)
-    stats.write(stats_path)
-    return stats

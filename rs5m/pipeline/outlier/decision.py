@@ -1,8 +1,8 @@
 """The outlier decision (reference §5): pooled-quantile thresholds over every PUB11 score, in DuckDB.
 
 Contract of ``decide_outliers(version_dir, sources, cfg)``:
-- Pool: every ``outlier_score/<source>/*.parquet`` of the listed sources. They must cover exactly
-  the dedup-kept uids of those sources (``ValueError`` otherwise: score every partition first).
+- Pool: the rows of every ``outlier_score/<source>/*.parquet`` of the listed sources that the dedup stage
+  kept. Every dedup-kept uid must be scored (``ValueError`` otherwise: score every partition first).
 - Thresholds: for a keep fraction f of a score over its N non-null values, the threshold is the
   ceil(f*N)-th largest value, so about f*N rows are kept (more when values tie at the threshold);
   f = 1 keeps every scored row. s_vlm and c_rs get their thresholds independently over the pool.
@@ -62,28 +62,34 @@ def score_files(version_dir: Path, sources: list[str]) -> list[str]:
     return [str(path) for source, _, path in outputs if source in sources]
 
 
+_KEPT = "SELECT uid FROM read_parquet($d) WHERE dup_keep AND list_contains($s, source)"
+
+
 def _connect(version_dir: Path, sources: list[str]) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with the pooled scores as table ``scores`` (uid, source, s_vlm, c_rs)."""
+    """An in-memory DuckDB with the pooled scores as table ``scores`` (uid, source, s_vlm, c_rs): the scores
+    of the dedup-kept rows only (every valid row is scored; the quantiles are over the post-dedup pool)."""
     con = duckdb.connect()
     con.execute("CREATE TEMP TABLE scores (uid VARCHAR, source VARCHAR, s_vlm FLOAT, c_rs FLOAT)")
     files = score_files(version_dir, sources)
     if files:
-        con.execute("INSERT INTO scores SELECT uid, source, s_vlm, c_rs FROM read_parquet($f)", {"f": files})
+        con.execute(
+            "INSERT INTO scores SELECT uid, source, s_vlm, c_rs FROM read_parquet($f) "
+            f"WHERE uid IN ({_KEPT})",
+            {"f": files, "d": str(dedup_decisions(VersionLayout.of(version_dir))), "s": sources},
+        )
     return con
 
 
 def _check_coverage(con: duckdb.DuckDBPyConnection, version_dir: Path, sources: list[str]) -> None:
     dedup = str(dedup_decisions(VersionLayout.of(version_dir)))
-    kept = "SELECT uid FROM read_parquet($d) WHERE dup_keep AND list_contains($s, source)"
-    missing, stale = con.execute(
-        f"SELECT (SELECT count(*) FROM ({kept}) WHERE uid NOT IN (SELECT uid FROM scores)), "
-        f"(SELECT count(*) FROM scores WHERE uid NOT IN ({kept}))",
+    (missing,) = con.execute(
+        f"SELECT count(*) FROM ({_KEPT}) WHERE uid NOT IN (SELECT uid FROM scores)",
         {"s": sources, "d": dedup},
     ).fetchone()
-    if missing or stale:
+    if missing:
         raise ValueError(
-            f"outlier scores do not match the dedup-kept rows: {missing} kept uids unscored, "
-            f"{stale} scored uids not kept (score every download partition after dedup)"
+            f"outlier scores do not cover the dedup-kept rows: {missing} kept uids unscored "
+            "(score every valid partition first)"
         )
     bad = con.execute("SELECT count(*) FILTER (WHERE c_rs IS NULL AND s_vlm IS NOT NULL), "
                       "count(c_rs) FROM scores").fetchone()  # fmt: skip

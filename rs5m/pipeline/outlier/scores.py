@@ -1,9 +1,10 @@
 """Outlier scores of one downloaded partition (reference §5): VLM domain score, own-caption score, P(RS).
 
 Contract of ``score_partition(version_dir, source, part, cfg, detector)``:
-- Rows: the partition's valid (``validity/<source>/<part>.parquet``) and dedup-kept
-  (``dedup/decisions.parquet``) uids, sorted by uid; captions from the keyword candidates
-  (``keyword/<source>/<part>.parquet``) when that file exists. Images come from the img2dataset tars.
+- Rows: the partition's valid uids (``validity/<source>/<part>.parquet``), sorted by uid, scored as soon
+  as the partition is valid, before the dedup barrier (the decision pools the dedup-kept ones); captions
+  from the keyword candidates (``keyword/<source>/<part>.parquet``) when that file exists. Images come
+  from the img2dataset tars.
 - ``s_vlm`` = cos(image embedding, normalised mean of the prompt embeddings) (RS5M's 33 prompts by
   default); ``s_caption`` = cos(image, its own caption); ``c_rs`` = the detector's P(RS) (null
   without a detector). An image that cannot be decoded or is missing from its tar gets null scores
@@ -45,7 +46,6 @@ from rs5m.core.layout import VersionLayout
 from rs5m.core.schema import StageName
 from rs5m.core.stats import PartitionStats, read_done
 from rs5m.ml.detector import Detector, autocast, load_detector, resolve_device
-from rs5m.pipeline.dedup.stage import decisions_path
 from rs5m.pipeline.download.stage import download_dir, iter_shard_images
 from rs5m.shards.preprocess import ClipPreprocess
 
@@ -185,19 +185,17 @@ def score_stats_path(version_dir: Path, source: str, part: str) -> Path:
 
 
 def rows_to_score(version_dir: Path, source: str, part: str) -> pa.Table:
-    """uid, source, key, shard, caption of the partition's valid, dedup-kept rows, sorted by uid."""
+    """uid, source, key, shard, caption of the partition's valid rows, sorted by uid."""
     vdir = Path(version_dir)
     layout = VersionLayout.of(vdir)
     candidates = layout.output(StageName.KEYWORD, source, part)
     caption = "c.caption" if candidates.exists() else "NULL::VARCHAR"
     join = "LEFT JOIN read_parquet($c) c USING (uid)" if candidates.exists() else ""
     sql = f"""SELECT v.uid, v.source, v.key, v.shard, {caption} AS caption
-        FROM read_parquet($v) v JOIN read_parquet($d) d USING (uid) {join}
-        WHERE v.valid AND d.dup_keep AND d.source = $s ORDER BY v.uid"""
+        FROM read_parquet($v) v {join}
+        WHERE v.valid ORDER BY v.uid"""
     params = {
         "v": str(layout.output(StageName.VALIDITY, source, part)),
-        "d": str(decisions_path(layout)),
-        "s": source,
     }
     if candidates.exists():
         params["c"] = str(candidates)
@@ -306,7 +304,7 @@ def score_partition(
     vdir = Path(version_dir)
     marker = score_stats_path(vdir, source, part)
     rows = rows_to_score(vdir, source, part)
-    # The rows to score come from validity and the global dedup; scores of other rows are stale.
+    # The rows to score come from validity; scores of other rows are stale.
     upstream = hashlib.sha256("\n".join(rows.column("uid").to_pylist()).encode()).hexdigest()
     done = read_done(marker)
     if done is not None and done.extra.get("upstream") == upstream:

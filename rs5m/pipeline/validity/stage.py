@@ -18,12 +18,14 @@ from rs5m.core.layout import VersionLayout
 from rs5m.core.schema import StageName
 from rs5m.core.stats import PartitionStats, read_done
 from rs5m.pipeline.dedup.cluster import hash_partition
-from rs5m.pipeline.download.img2ds import status_path
 from rs5m.pipeline.download.stage import download_dir, iter_shard_images
+from rs5m.pipeline.download.status import status_path
 from rs5m.pipeline.validity.check import check_partition
 
 
-def _downloaded_images(version_dir: Path, source: str, part: str) -> pa.Table:
+def downloaded_images(version_dir: Path, source: str, part: str) -> pa.Table:
+    """``uid, source, url, key, shard, image`` of every image one download partition fetched (one
+    partition's bytes in memory)."""
     status = pq.read_table(status_path(download_dir(version_dir, source, part)))
     ok = status.filter(pc.equal(status.column("status"), "success"))
     data: dict[str, bytes] = {}
@@ -53,7 +55,7 @@ def validate_partition(
     done = read_done(marker)
     if done is not None and done.extra.get("upstream") == upstream:
         return done
-    images = _downloaded_images(version_dir, source, part)
+    images = downloaded_images(version_dir, source, part)
     checked = check_partition(images, vcfg)
     valid_mask = checked.column("valid")
     hashes = hash_partition(images.filter(valid_mask), dcfg)

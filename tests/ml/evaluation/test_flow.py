@@ -96,10 +96,11 @@ def test_cli_errors_are_one_line(demo_cfg: EvalConfig, tmp_path: Path, capsys) -
 def test_flow_evaluate_georsclip(prefect_harness, demo_cfg: EvalConfig, tmp_path: Path) -> None:
     from prefect.client.orchestration import get_client
 
-    from flows.evaluate import EvaluateParams, evaluate_georsclip
+    from flows.evaluate import evaluate_georsclip
 
-    cfg = demo_cfg.model_copy(update={"output_dir": str(tmp_path / "flow")})
-    out = evaluate_georsclip(EvaluateParams(config=None, inline=cfg, batch_size=16))
+    out = evaluate_georsclip(
+        config=str(_demo_yaml(demo_cfg)), batch_size=16, output_dir=str(tmp_path / "flow")
+    )
     assert [row["model"] for row in out["table"]][0] == "rs5m-tiny random init (ours)"
     assert len(out["table"]) == 3 and Path(out["files"]["csv"]).is_file()
     with get_client(sync_client=True) as client:

@@ -1,13 +1,16 @@
-"""A threaded HTTP server on 127.0.0.1 with the routes the download tests need, and request counters."""
+"""A threaded HTTP server on 127.0.0.1 with the routes the download tests need, request counters, and a
+fake ``getaddrinfo`` (``FakeDNS``) for names that must never reach a real resolver."""
 
 from __future__ import annotations
 
 import io
+import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -53,6 +56,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, make_jpeg(int(first.split(".")[0])))
         elif path == "/404":
             self._send(404, b"no")
+        elif path.startswith("/status/"):
+            self._send(int(first), b"status")
         elif path == "/slow":
             time.sleep(SLOW_S)
             self._send(200, make_jpeg(1))
@@ -67,6 +72,7 @@ class _Handler(BaseHTTPRequestHandler):
             targets = {
                 "private": "http://10.0.0.1/a.jpg",
                 "metadata": "http://169.254.169.254/latest/meta-data/",
+                "internal": "http://internal.example/a.jpg",  # a name FakeDNS maps to a private address
             }
             self._send(302, headers={"Location": targets.get(first, f"/img/{first}.jpg")})
         elif path.startswith("/optout/"):
@@ -142,3 +148,50 @@ def connections(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(socket, "create_connection", recording)
     return seen
+
+
+HANG = "hang"  # FakeDNS answer: block until ``release`` is set, then answer 127.0.0.1
+
+
+class FakeDNS:
+    """A ``getaddrinfo``-like lookup over ``answers``: host -> list of IPs, a ``gaierror`` code, or ``HANG``.
+
+    Unknown names are NXDOMAIN (``EAI_NONAME``). ``calls`` counts lookups per host; ``max_active`` is the
+    most lookups seen running at once; ``delay`` seconds are spent in every lookup.
+    """
+
+    def __init__(self, answers: dict[str, Any], delay: float = 0.0) -> None:
+        self.answers, self.delay = answers, delay
+        self.calls: Counter[str] = Counter()
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+        self.active = self.max_active = 0
+
+    def __call__(self, host: str, port: int | None, *args: Any, **kwargs: Any) -> list[tuple]:
+        with self.lock:
+            self.calls[host] += 1
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        try:
+            answer = self.answers.get(host, socket.EAI_NONAME)
+            if answer == HANG:
+                self.release.wait(60)
+                answer = ["127.0.0.1"]
+            time.sleep(self.delay)
+            if isinstance(answer, int):
+                raise socket.gaierror(answer, f"fake {answer}")
+            return [
+                (socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port or 0))
+                for ip in answer
+            ]
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+@pytest.fixture()
+def fake_dns() -> Iterator[FakeDNS]:
+    """A ``FakeDNS`` with no names; hung lookups are released when the test ends."""
+    dns = FakeDNS({})
+    yield dns
+    dns.release.set()

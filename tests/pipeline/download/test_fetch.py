@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import errno
+import http.client
 import socket
+import ssl
 from multiprocessing.pool import ThreadPool
 from urllib.error import HTTPError, URLError
 
 import pytest
 
 from rs5m.config import DownloadConfig
-from rs5m.pipeline.download.fetch import GuardedFetcher, GuardedTimeout, classify_error, install_hook
+from rs5m.pipeline.download.fetch import (
+    TRANSIENT_REASONS,
+    GuardedFetcher,
+    GuardedTimeout,
+    classify_error,
+    install_hook,
+)
+from rs5m.pipeline.download.resolver import DNSError
 
 
 def _fetch(server, path: str, retries: int = 0, **cfg) -> tuple[bool, str | None]:
@@ -45,21 +55,56 @@ def test_only_transient_errors_are_retried(server) -> None:
     assert server.counts["/404"] - before.get("/404", 0) == 1
 
 
-@pytest.mark.parametrize(
-    ("exc", "reason"),
-    [
-        (HTTPError("u", 429, "Too Many Requests", {}, None), "download_transient"),
-        (HTTPError("u", 503, "Unavailable", {}, None), "download_transient"),
-        (HTTPError("u", 403, "Forbidden", {}, None), "download_failed"),
-        (URLError(TimeoutError("timed out")), "download_timeout"),
-        (TimeoutError(), "download_timeout"),
-        (ConnectionResetError("reset"), "download_transient"),
-        (URLError(ConnectionRefusedError(111, "refused")), "download_failed"),
-        (URLError(socket.gaierror(-2, "Name or service not known")), "download_failed"),
-    ],
-)
+def _http(code: int) -> HTTPError:
+    return HTTPError("u", code, "status", {}, None)  # type: ignore[arg-type]
+
+
+def _gai(code: int, text: str) -> URLError:
+    return URLError(socket.gaierror(code, text))
+
+
+# (exception as urllib / the guard raises it, expected reason); permanent ones first
+CLASSES = [
+    (_http(404), "download_failed"),
+    (_http(410), "download_failed"),
+    (_http(400), "download_failed"),
+    (_http(401), "download_failed"),
+    (_http(403), "download_failed"),
+    (_http(451), "download_failed"),
+    (URLError(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")), "download_failed"),
+    (ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"), "download_failed"),
+    (URLError(ssl.SSLCertVerificationError(1, "certificate verify failed")), "download_failed"),
+    (URLError("unknown url type: ftp"), "download_failed"),
+    (_gai(socket.EAI_NONAME, "Name or service not known"), "dns_failed"),
+    (_gai(socket.EAI_NODATA, "No address associated with hostname"), "dns_failed"),
+    (URLError(DNSError("dns_failed", "nx.example: gaierror -2")), "dns_failed"),
+    # transient
+    (_http(408), "download_transient"),
+    (_http(429), "download_transient"),
+    (_http(500), "download_transient"),
+    (_http(502), "download_transient"),
+    (_http(503), "download_transient"),
+    (_http(504), "download_transient"),
+    (URLError(TimeoutError("timed out")), "download_timeout"),
+    (TimeoutError(), "download_timeout"),
+    (ConnectionResetError("reset"), "download_transient"),
+    (URLError(ConnectionAbortedError("aborted")), "download_transient"),
+    (http.client.IncompleteRead(b"x", 10), "download_transient"),
+    (http.client.RemoteDisconnected("closed"), "download_transient"),
+    (URLError(OSError(errno.ENETUNREACH, "Network is unreachable")), "download_transient"),
+    (URLError(OSError(errno.EHOSTUNREACH, "No route to host")), "download_transient"),
+    (_gai(socket.EAI_AGAIN, "Temporary failure in name resolution"), "dns_transient"),
+    (_gai(socket.EAI_FAIL, "Non-recoverable failure in name resolution"), "dns_transient"),
+    (URLError(DNSError("dns_transient", "lookup of slow.example not answered within 5s")), "dns_transient"),
+]
+PERMANENT = {"download_failed", "dns_failed"}
+
+
+@pytest.mark.parametrize(("exc", "reason"), CLASSES, ids=[repr(e) for e, _ in CLASSES])
 def test_classify_error(exc: BaseException, reason: str) -> None:
     assert classify_error(exc)[0] == reason
+    # permanent reasons are never re-fetched by --retry-failed; every transient one is
+    assert (reason in TRANSIENT_REASONS) is (reason not in PERMANENT)
 
 
 def test_hook_leaves_plain_img2dataset_alone(server, connections: list[str], monkeypatch) -> None:

@@ -25,9 +25,9 @@ from rs5m.pipeline.keywords.matcher import (
     KEYWORDS_FIELD,
     KeywordMatcher,
     _matches,
-    filter_partition,
     filter_table,
 )
+from rs5m.pipeline.keywords.stage import filter_partition
 
 needs_prefilter = pytest.mark.skipif(not keywords_prefilter.AVAILABLE, reason="ahocorasick_rs not installed")
 

@@ -44,7 +44,7 @@ def test_score_partition_rows_embeddings_and_scores(tiny_version: TinyVersion, t
     stats = score_partition(tiny_version.root, "laion2b", "p0", cfg, detector=str(tiny_detector))
     expected = tiny_version.expected("laion2b", "p0")
     scores, emb, uids = _read(tiny_version, "laion2b", "p0")
-    assert scores["uid"] == [r.uid for r in expected] == uids.tolist()  # invalid and duplicate rows left out
+    assert scores["uid"] == [r.uid for r in expected] == uids.tolist()  # invalid left out
     assert emb.shape == (len(expected), 64)
     unscored = [r.corrupt or not r.in_tar for r in expected]
     norms = np.linalg.norm(emb, axis=1)

@@ -59,7 +59,7 @@ def test_flow_scores_on_the_gpu_worker_then_decides(
     from rs5m.core.schema import StageName
     from rs5m.pipeline import registry
     from tasks.scoring import flow_dask_client, publish_outlier_grid
-    from tasks.stages import submit_barrier, submit_partitions
+    from tasks.stages import submit_barrier, submit_segment
 
     vdir, sources = str(tiny_version.root), ["cc3m", "laion2b"]
     cfg = BuildConfig(
@@ -71,8 +71,8 @@ def test_flow_scores_on_the_gpu_worker_then_decides(
     @flow(task_runner=DaskTaskRunner(address=two_workers.scheduler_address))
     def outlier_stage() -> dict[str, Any]:
         parts = [(s, p) for s, p in tiny_version.rows]
-        futures = submit_partitions(registry.stage(StageName.OUTLIER_SCORE), cfg, parts)
-        scored = [f.result() for f in futures]
+        futures = [submit_segment([registry.stage(StageName.OUTLIER_SCORE)], cfg, [p]) for p in parts]
+        scored = [s for f in futures for s in f.result()]
         counts = flow_dask_client().run(
             lambda dask_worker: (dask_worker.name, dask_worker.state.executed_count)
         )
@@ -85,7 +85,7 @@ def test_flow_scores_on_the_gpu_worker_then_decides(
     assert {s["stage"] for s in out["scored"]} == {"outlier_score"}
     assert out["scored"][0]["extra"]["device"] == "cpu"  # no CUDA here: the same code on the CPU
     assert out["scored"][0]["extra"]["loader_workers"] == 1  # in-process worker threads may fork
-    n_kept = sum(len(tiny_version.expected(s, p)) for s, p in tiny_version.rows)
+    n_kept = sum(len(tiny_version.kept(s, p)) for s, p in tiny_version.rows)
     assert sum(d["n_in"] for d in out["decided"]) == n_kept
     assert out["grid"][0]["rs_top_100"] == n_kept - 2  # the corrupt and the missing image have no score
     assert all(Path(stats_path(tiny_version.root, s)).is_file() for s in sources)
@@ -98,29 +98,30 @@ def test_flow_scores_on_the_gpu_worker_then_decides(
 def test_flow_train_rs_detector_on_generated_images(prefect_harness: None, tmp_path: Path) -> None:
     from prefect.client.orchestration import get_client
 
-    from flows.train_detector import DetectorJob, TrainDetectorParams, train_rs_detector_flow
+    from flows.train_detector import train_rs_detector_flow
 
-    job = DetectorJob(
-        name="flow-test", pos_dir=str(tmp_path / "pos"), neg_dir=str(tmp_path / "neg"),
-        out_dir=str(tmp_path / "out"), generate_positives=10, generate_negatives=10,
-        detector={"model_name": "rs5m-tiny", "epochs": 1, "num_workers": 0, "precision": "fp32"},
-    )  # fmt: skip
-    metrics = train_rs_detector_flow(TrainDetectorParams(config=None, inline=job))
+    job = tmp_path / "job.yaml"
+    job.write_text(
+        "name: flow-test\npos_dir: pos\nneg_dir: neg\nout_dir: out\ngenerate_positives: 10\n"
+        "generate_negatives: 10\n"
+        "detector: {model_name: rs5m-tiny, epochs: 1, num_workers: 0, precision: fp32}\n"
+    )
+    metrics = train_rs_detector_flow(config=str(job))
     assert metrics["n"] == {"train": 14, "val": 2, "test": 4}
     assert (tmp_path / "out" / "detector.pt").is_file()
     with get_client(sync_client=True) as client:
         assert "rs-detector-flow-test" in {a.key for a in client.read_artifacts()}
 
 
-def test_detector_params_resolve_paths_against_the_yaml(tmp_path: Path) -> None:
-    from flows.train_detector import TrainDetectorParams
+def test_detector_job_paths_resolve_against_the_yaml(tmp_path: Path) -> None:
+    from rs5m.config.detector import load_detector_job
 
     (tmp_path / "job.yaml").write_text(
         "pos_dir: a\nneg_dir: b\nout_dir: c\ndetector: {model_name: rs5m-tiny}\n"
     )
-    job = TrainDetectorParams(config=str(tmp_path / "job.yaml"), out_dir="/elsewhere", device="cpu").resolve()
+    job = load_detector_job(tmp_path / "job.yaml", out_dir="/elsewhere", **{"detector.device": "cpu"})
     assert (job.pos_dir, job.neg_dir, job.out_dir) == (str(tmp_path / "a"), str(tmp_path / "b"), "/elsewhere")
     assert job.detector.device == "cpu" and job.detector.model_name == "rs5m-tiny"
     shipped = Path(__file__).resolve().parents[3] / "deployments" / "detector-sample.yaml"
-    sample = TrainDetectorParams(config=str(shipped)).resolve()
+    sample = load_detector_job(shipped)
     assert sample.detector.model_name == "rs5m-tiny" and sample.generate_negatives > 0

@@ -38,8 +38,12 @@ class TinyVersion:
     rows: dict[tuple[str, str], list[Row]] = field(default_factory=dict)
 
     def expected(self, source: str, part: str) -> list[Row]:
-        """Rows the scoring stage must score (valid and dedup-kept), sorted by uid."""
-        return sorted((r for r in self.rows[(source, part)] if r.valid and r.dup_keep), key=lambda r: r.uid)
+        """Rows the scoring stage must score (every valid one, before dedup), sorted by uid."""
+        return sorted((r for r in self.rows[(source, part)] if r.valid), key=lambda r: r.uid)
+
+    def kept(self, source: str, part: str) -> list[Row]:
+        """Rows the outlier decision pools (valid and dedup-kept), sorted by uid."""
+        return [r for r in self.expected(source, part) if r.dup_keep]
 
 
 def image_bytes(aerial: bool, seed: int, size: int = 48) -> bytes:
