@@ -255,6 +255,15 @@ def latest_version(con: duckdb.DuckDBPyConnection) -> str:
     return row[0]
 
 
+def require_version(con: duckdb.DuckDBPyConnection, version: str, where: str = "") -> None:
+    """``ValueError`` naming the known versions when ``version`` is not in the database (a table of an
+    unknown version would otherwise be empty, which reads as "nothing removed"). ``where``: the root."""
+    known = [r[0] for r in con.execute("SELECT version FROM versions ORDER BY version").fetchall()]
+    if version not in known:
+        under = f" under {where}" if where else ""
+        raise ValueError(f"unknown version {version!r}{under} (known: {', '.join(known) or 'none'})")
+
+
 def latest_complete_version(db_path: str | Path, exclude: str | None = None) -> str:
     """The most recently completed version other than ``exclude``; ``ValueError`` when there is none."""
     with connect(db_path, read_only=True) as con:

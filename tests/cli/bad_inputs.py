@@ -79,6 +79,8 @@ CASES: list[Case] = [
     Case("funnel-junk", "funnel of a lineage.duckdb of random bytes", ["funnel", "--root", "data-junk"], "rs5m funnel: error: cannot read the database data-junk/lineage.duckdb (<*>): " + DAMAGED),
     Case("funnel-damaged", "funnel of a lineage.duckdb with a damaged block", ["funnel", "--root", "data-damaged"], "rs5m funnel: error: cannot read the database data-damaged/lineage.duckdb (Corrupt database file<*>): " + DAMAGED),
     Case("funnel-no-counts", "funnel of a version with no counts yet", ["funnel", "--root", "data"], "rs5m funnel: error: no counts for version 'v1'<*>"),
+    Case("funnel-reasons-version", "funnel --reasons of an unknown version", ["funnel", "--root", "data", "--reasons", "--version", "nope"], "rs5m funnel: error: unknown version 'nope' under data (known: v1)"),
+    Case("funnel-keywords-version", "funnel --keywords of an unknown version", ["funnel", "--root", "data", "--keywords", "--version", "nope"], "rs5m funnel: error: unknown version 'nope' under data (known: v1)"),
     Case("funnel-format", "unknown --format", ["funnel", "--format", "xml"], "rs5m funnel: error: argument --format: invalid choice: 'xml' (choose from <*>) (see `rs5m funnel --help`)"),
     Case("funnel-two-tables", "two tables at once", ["funnel", "--reasons", "--keywords"], "rs5m funnel: error: argument --keywords: not allowed with argument --reasons (see `rs5m funnel --help`)"),
     # why

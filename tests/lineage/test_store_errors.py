@@ -51,3 +51,13 @@ def test_a_damaged_block_found_by_a_query(tmp_path: Path) -> None:
         finally:
             con.close()
     pytest.skip("no block of this DuckDB file fails only at query time")
+
+
+def test_an_unknown_version_is_named_with_the_known_ones(tmp_path: Path) -> None:
+    db = tmp_path / "lineage.duckdb"
+    store.set_version_status(db, "v1", "complete", "0" * 64, str(tmp_path))
+    with store.connect(db, read_only=True) as con:
+        store.require_version(con, "v1")
+        assert store.reason_rows(con, "nope") == []  # what `funnel --reasons` printed: an empty table
+        with pytest.raises(ValueError, match=r"^unknown version 'nope' under data \(known: v1\)$"):
+            store.require_version(con, "nope", "data")
