@@ -10,7 +10,8 @@ from __future__ import annotations
 import errno
 from pathlib import Path
 
-MAX_CHARS = 600  # a longer message is cut (the log file keeps the whole traceback)
+MAX_CHARS = 1000  # a longer message is cut (--debug prints it whole)
+CUT = "… (cut: --debug prints it whole)"
 
 # errno -> what the user is told; every one means "make room (or raise the limit), then rerun"
 DISK_FULL = {
@@ -56,10 +57,15 @@ def disk_full_message(exc: BaseException) -> str | None:
 
 
 def one_line(text: str) -> str:
-    """``text`` with every run of whitespace (newlines included) as one space, other control characters
-    escaped (``\\x0f``), cut at ``MAX_CHARS``."""
-    flat = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in " ".join(text.split()))
-    return flat if len(flat) <= MAX_CHARS else flat[: MAX_CHARS - 1] + "…"
+    """``text`` on one line: its lines joined by ``"; "`` (by a space after a line ending in ``:``), every
+    run of whitespace as one space, other control characters escaped (``\\x0f``); cut at ``MAX_CHARS``
+    with a note that ``--debug`` prints it whole."""
+    out = ""
+    for line in (" ".join(raw.split()) for raw in text.splitlines()):
+        if line:
+            out += line if not out else (" " if out.endswith(":") else "; ") + line
+    flat = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in out)
+    return flat if len(flat) <= MAX_CHARS else flat[: MAX_CHARS - len(CUT)] + CUT
 
 
 def is_user_error(exc: BaseException) -> bool:

@@ -55,6 +55,10 @@ CASES: list[Case] = [
     Case("config-unknown-key", "unknown key in the config", ["build", "--config", "extra.yaml"], "rs5m build: error: <*>nope<*>"),
     Case("config-binary", "config file of binary bytes", ["build", "--config", "random.pt"], "rs5m build: error: cannot read config random.pt: 'utf-8' codec can't decode byte <*>: invalid start byte"),
     Case("glob-no-match", "a source glob that matches nothing", ["build", "--config", "nomatch.yaml"], "rs5m build: error: <*>no file matches<*>"),
+    Case("files-dir", "a folder in a source's files", ["build", "--config", "filesdir.yaml"], "rs5m build: error: 1 input problem(s); nothing was started: sbu: <*>/adir: is a directory, expected a file (name the files with a glob, e.g. DIR/*.parquet)"),
+    Case("files-missing-two", "two sources whose files are missing (every one named)", ["build", "--config", "twomissing.yaml"], "rs5m build: error: 2 input problem(s); nothing was started: sbu: missing file '<*>/inputs/a.json'; redcaps: missing file '<*>/inputs/b.json'"),
+    Case("source-option", "a source option out of range", ["build", "--config", "option.yaml"], "rs5m build: error: 1 input problem(s); nothing was started: sbu: option batch_rows: Input should be greater than or equal to 1"),
+    Case("detector-missing", "a detector checkpoint that does not exist", ["build", "--config", "detector.yaml"], "rs5m build: error: 1 input problem(s); nothing was started: detector checkpoint: missing file: <*>/missing.pt"),
     Case("version-slash", "version name with a slash", _b("--version", "a/b"), "rs5m build: error: <*>'a/b'<*>"),
     Case("version-empty", "empty version name", _b("--version", ""), "rs5m build: error: <*>''<*>"),
     Case("version-dotdot", "version name '..'", _b("--version", ".."), "rs5m build: error: <*>'..'<*>"),
@@ -175,6 +179,21 @@ def make_env(folder: Path) -> None:
     (folder / "world.yaml").write_text(yaml.safe_dump(world), encoding="utf-8")
     nomatch = {"version": "v1", "sources": [{"name": "sbu", "files": ["inputs/nomatch*.json"]}]}
     (folder / "nomatch.yaml").write_text(yaml.safe_dump(nomatch), encoding="utf-8")
+    configs = {
+        "filesdir.yaml": {"sources": [{"name": "sbu", "files": ["adir"]}]},
+        "detector.yaml": {**world, "detector": "missing.pt"},
+        "option.yaml": {
+            "sources": [{"name": "sbu", "files": ["inputs/sbu.json"], "options": {"batch_rows": 0}}]
+        },
+        "twomissing.yaml": {
+            "sources": [
+                {"name": "sbu", "files": ["inputs/a.json"]},
+                {"name": "redcaps", "files": ["inputs/b.json"]},
+            ]
+        },
+    }
+    for name, cfg in configs.items():
+        (folder / name).write_text(yaml.safe_dump(cfg), encoding="utf-8")
     (folder / "list.yaml").write_text("- version: v1\n- sources: []\n", encoding="utf-8")
     (folder / "scalar.yaml").write_text("just words\n", encoding="utf-8")
     (folder / "broken.yaml").write_text("version: [v1\nsources:\n", encoding="utf-8")
@@ -226,9 +245,13 @@ def render() -> str:
         "Every error is one line on stderr, printed last: `rs5m <command>: error: <cause>`. Exit status 2 is",
         "bad input, 1 a bug (`internal error`, with where the traceback went), 130 a Ctrl-C. `--debug`",
         "prints the traceback (and Prefect's own log output) before the line; without it, a build's full log",
-        "with every traceback is in `<root>/logs/rs5m.log`. Paths on the command line are shown as typed;",
-        "paths in a config are resolved against the config's folder and shown absolute (`…/`). `…` is text",
-        "that depends on the machine or a library, `PORT` a closed port, `BUSY` a port that never answers.",
+        "with every traceback is in `<root>/logs/rs5m.log`. A message with several lines (every input",
+        "problem a build's pre-flight found) is joined with `; `; one longer than 1,000 characters is cut,",
+        "and `--debug` prints it whole. Paths on the command line are shown as typed; paths in a config are",
+        "resolved against the config's folder and shown absolute (`…/`). `…` is text that depends on the",
+        "machine or a library, `PORT` a closed port, `BUSY` a port that never answers. The build checks its",
+        "config, data root, inputs (`rs5m inputs check`), lineage database and Dask scheduler before Prefect",
+        "or Dask start and before the version is created: none of the `rs5m build` rows below leaves a version.",
         "",
         "| # | bad input | command | exit | what you see |",
         "|---|---|---|---|---|",

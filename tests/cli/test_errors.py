@@ -41,7 +41,7 @@ def test_a_bug_is_one_line_with_where_the_traceback_went(
     monkeypatch.setattr(funnel_command, "run", _fail_with(TypeError("boom\nsecond line"), log))
     assert main(["funnel"]) == 1
     lines = _err_lines(capsys)
-    assert lines == [f"rs5m funnel: error: internal error: TypeError: boom second line (traceback: {log})"]
+    assert lines == [f"rs5m funnel: error: internal error: TypeError: boom; second line (traceback: {log})"]
     pattern = FLOW_CASES[-1].shows.replace("<type>: <message>", "<*>").replace("<root>/logs/rs5m.log", "<*>")
     assert match(pattern.replace("rs5m build", "rs5m funnel"), lines[0])
     text = log.read_text(encoding="utf-8")
@@ -94,7 +94,8 @@ def _validation_error() -> Exception:
 @pytest.mark.parametrize(
     ("exc", "line", "status"),
     [
-        (ValueError("two\nlines"), "two lines", 2),
+        (ValueError("two\nlines"), "two; lines", 2),
+        (ValueError("2 problems:\n  a: x\n  b:  y\n"), "2 problems: a: x; b: y", 2),
         (CliError("plain"), "plain", 2),
         (FileNotFoundError(errno.ENOENT, "No such file or directory", "x.yaml"), "no such file or directory: x.yaml", 2),
         (IsADirectoryError(errno.EISDIR, "Is a directory", "adir"), "is a directory: adir", 2),
@@ -105,7 +106,7 @@ def _validation_error() -> Exception:
             2,
         ),
         (OSError(errno.EROFS, "Read-only file system", "/ro/x"), "read-only file system: /ro/x (the file system is read-only: choose a writable data root (--root))", 2),
-        (OSError("Couldn't deserialize thrift: \x0f\nDeserializing page header failed."), "OSError: Couldn't deserialize thrift: \\x0f Deserializing page header failed.", 2),
+        (OSError("Couldn't deserialize thrift: \x0f\nDeserializing page header failed."), "OSError: Couldn't deserialize thrift: \\x0f; Deserializing page header failed.", 2),
         (OSError(errno.ENOSPC, "No space left on device", "/d/f"), "no space left on device writing /d/f: free space there and rerun the same command (finished stages are not redone)", 2),
         (_validation_error(), "invalid _Settings: port: Input should be a valid integer, unable to parse string as an integer; name: Field required", 2),
         (RuntimeError(""), "RuntimeError", 1),
@@ -119,4 +120,4 @@ def test_describe(exc: BaseException, line: str, status: int) -> None:
 
 def test_a_long_message_is_cut() -> None:
     text = describe(ValueError("x" * 5000))
-    assert len(text) == 600 and text.endswith("…")
+    assert len(text) == 1000 and text.endswith("x… (cut: --debug prints it whole)")
