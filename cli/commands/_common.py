@@ -1,4 +1,4 @@
-"""Helpers shared by CLI commands: Prefect environment defaults and table printing."""
+"""Helpers shared by CLI commands: Prefect environment defaults, data-root checks and table printing."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from cli import logs
+from cli.errors import CliError
 from rs5m.core.layout import DataRoot
 
 PREFECT_DEFAULTS = {
@@ -21,11 +23,38 @@ PREFECT_DEFAULTS = {
 
 
 def prefect_env(root: str | Path) -> None:
-    """Set Prefect defaults for a local run (a user's own settings win); a home under the data root."""
+    """Set Prefect defaults for a local run (a user's own settings win); a home and the log under the root.
+
+    Call before Prefect is imported: its console logging is set up then (``cli.logs``).
+    """
     for key, val in PREFECT_DEFAULTS.items():
         os.environ.setdefault(key, val)
-    Path(root).mkdir(parents=True, exist_ok=True)  # Prefect cannot create its home under a missing root
-    os.environ.setdefault("PREFECT_HOME", str(DataRoot.of(Path(root).resolve()).prefect_home))
+    data_root = DataRoot.of(writable_root(root).resolve())
+    os.environ.setdefault("PREFECT_HOME", str(data_root.prefect_home))
+    logs.configure(data_root.log_file)
+
+
+def writable_root(root: str | Path) -> Path:
+    """The data root ``root``, created if missing; ``CliError`` when it is a file or not writable."""
+    path = Path(root)
+    if path.exists() and not path.is_dir():
+        raise CliError(f"data root {path} is not a folder (a file is in the way): pass a folder as --root")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # a file somewhere above it
+        raise CliError(
+            f"data root {path}: a file is in the way of its folders: pass a folder as --root"
+        ) from None
+    except PermissionError as exc:
+        raise CliError(f"cannot create the data root {path}: permission denied ({exc.filename})") from None
+    except OSError as exc:
+        said = exc.strerror or str(exc)
+        raise CliError(f"cannot create the data root {path}: {said[:1].lower()}{said[1:]}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise CliError(
+            f"data root {path} is not writable by you (read-only or no permission): pass a writable --root"
+        )
+    return path
 
 
 def format_table(rows: list[dict[str, Any]], fmt: str = "table") -> str:

@@ -1,4 +1,11 @@
-"""``rs5m build``: run flow ``build-rs5m`` locally (Prefect's ephemeral API when no server is set)."""
+"""``rs5m build``: run flow ``build-rs5m`` locally (Prefect's ephemeral API when no server is set).
+
+Before Prefect or Dask start, and before the version is created: the config loads, the data root is a
+writable folder, every input file opens with a known layout and every path the config names is there
+(``rs5m.pipeline.preflight.require_inputs``), the lineage database reads, an external Dask scheduler
+answers, and the version's build lock is free; each failure is one line (status 2). A Ctrl-C stops
+the build within seconds and names the version to resume (``cli.interrupt``).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,9 @@ import os
 import sys
 from pathlib import Path
 
-from cli.commands._common import format_table, prefect_env
+from cli import preflight
+from cli.commands._common import format_table, prefect_env, writable_root
+from cli.interrupt import quiet_resource_tracker
 from rs5m.config import load_build_config
 from rs5m.core.locks import Holder, version_lock, waiting_message
 from rs5m.lineage import store as lineage
@@ -52,10 +61,21 @@ def _seconds(text: str) -> float:
 def run(args: argparse.Namespace) -> int:
     """Validate the config first (clear errors), then run the flow and print the funnel."""
     if not Path(args.config).is_file():
-        raise FileNotFoundError(f"config file {args.config} does not exist")
+        what = "is not a file" if Path(args.config).exists() else "does not exist"
+        raise FileNotFoundError(f"config file {args.config} {what}")
+    if args.root is not None:
+        writable_root(args.root)  # named as typed (the loader takes it from the working directory)
     cfg = load_build_config(args.config, root=args.root, version=args.version, dask_address=args.dask_address)
+    writable_root(cfg.root)  # Prefect's home and the log go under it
     require_inputs(cfg)  # every file opened and its layout known, every path there: before anything starts
-    Path(cfg.root).mkdir(parents=True, exist_ok=True)  # Prefect's home goes under it
+    preflight.check_lineage(cfg.layout().data_root.lineage_db)
+    if cfg.dask.address:
+        preflight.check_scheduler(cfg.dask.address)
+    if getattr(args, "interrupts", None) is not None:
+        args.interrupts.message = (
+            f"rs5m build: interrupted: version {cfg.version} is not complete; run `rs5m build` again with "
+            f"--version {cfg.version} to resume it (finished partitions are kept)"
+        )
 
     def waiting(holder: Holder | None) -> None:
         print(f"rs5m build: {waiting_message(cfg.version, holder, args.wait_lock)}", file=sys.stderr)
@@ -66,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
         rows = _run_flow(args, cfg.root, cfg.version)
     print(f"\nversion {cfg.version} built under {cfg.version_dir()}\n")
     print(format_table(rows))
-    with lineage.connect(cfg.layout().data_root.lineage_db, read_only=True) as con:
+    db = cfg.layout().data_root.lineage_db
+    with lineage.named_errors(db), lineage.connect(db, read_only=True) as con:
         rs3 = rs3_funnel_rows(con, cfg.version)
     if rs3:
         print(f"\nRS3, version {cfg.version}")
@@ -77,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
 def _run_flow(args: argparse.Namespace, root: str, version: str) -> list[dict]:
     # The resolved version name: a `{now:...}` template must name the version this process has locked.
     prefect_env(root)
+    quiet_resource_tracker()
+    _worker_preload()
     flows = importlib.import_module("flows.build_rs5m")
     local_api = importlib.import_module("flows.local_api").local_api
     params = {"config": args.config, "root": args.root, "version": version, "dask_address": args.dask_address}
@@ -93,3 +116,14 @@ def _run_flow(args: argparse.Namespace, root: str, version: str) -> list[dict]:
             return flows.build_rs5m(**params)
     finally:
         compose.stop_terminal_bar()
+
+
+def _worker_preload() -> None:
+    """Dask worker processes started by this run load ``cli.dask_preload`` (a Ctrl-C does not kill them)."""
+    import dask
+
+    from cli.dask_preload import PRELOAD
+
+    preloads = list(dask.config.get("distributed.worker.preload", []) or [])
+    if PRELOAD not in preloads:
+        dask.config.set({"distributed.worker.preload": [*preloads, PRELOAD]})

@@ -37,8 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print the requested table from the lineage database (read-only)."""
     rs3: list = []
-    with lineage.connect(DataRoot.of(args.root).lineage_db, read_only=True) as con:
+    db = DataRoot.of(args.root).lineage_db
+    with lineage.named_errors(db), lineage.connect(db, read_only=True) as con:
         version = args.version or lineage.latest_version(con)
+        lineage.require_version(con, version, str(args.root))  # never an empty table for a typo
         if args.reasons:
             rows = lineage.reason_rows(con, version)
         elif args.keywords:

@@ -70,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--batches and --batch-size must be >= 1, --workers >= 0")
     version = args.version
     if version is None:
-        with lineage.connect(DataRoot.of(args.root).lineage_db, read_only=True) as con:
+        db = DataRoot.of(args.root).lineage_db
+        with lineage.named_errors(db), lineage.connect(db, read_only=True) as con:
             version = lineage.latest_version(con)
     package = VersionLayout.of(version_dir(args.root, version)).package_dir()
     layouts = [name for name in LAYOUTS if (package / name / "manifest.json").is_file()]

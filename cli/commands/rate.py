@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _latest(root: Path) -> str:
-    with lineage.connect(DataRoot.of(root).lineage_db, read_only=True) as con:
+    db = DataRoot.of(root).lineage_db
+    with lineage.named_errors(db), lineage.connect(db, read_only=True) as con:
         return lineage.latest_version(con)
 
 
@@ -128,7 +129,7 @@ def _report(args: argparse.Namespace, version: str) -> int:
     db = DataRoot.of(args.root).ratings_db
     if not db.exists():
         raise ValueError(f"no ratings for version {version!r} yet (no {db})")
-    with lineage.open_waiting(db, read_only=True, wait_s=None) as con:
+    with lineage.named_errors(db), lineage.open_waiting(db, read_only=True, wait_s=None) as con:
         data = report.build_report(con, version, args.good_min, args.bad_max)
         out = args.out or args.root / "ratings" / version
         n_csv = report.write_csv(con, version, out / "ratings.csv")

@@ -7,6 +7,8 @@ import json
 from typing import Any
 
 from cli.commands._common import format_table
+from rs5m.core.layout import DataRoot
+from rs5m.lineage import store as lineage
 from rs5m.lineage.versions import diff_versions, list_versions
 
 
@@ -30,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_list(args: argparse.Namespace) -> int:
     """Print one row per version."""
-    rows = list_versions(args.root)
+    with lineage.named_errors(DataRoot.of(args.root).lineage_db):
+        rows = list_versions(args.root)
     if not rows and args.format == "table":
         print(f"no versions under {args.root}")
         return 0
@@ -53,7 +56,8 @@ def run_diff(args: argparse.Namespace) -> int:
     """Print the count table, then the added and removed samples with why the other version dropped them."""
     if args.show < 0:
         raise ValueError(f"--show must be >= 0, got {args.show}")
-    res = diff_versions(args.root, args.a, args.b, limit=args.show)
+    with lineage.named_errors(DataRoot.of(args.root).lineage_db):
+        res = diff_versions(args.root, args.a, args.b, limit=args.show)
     if args.format == "json":
         print(json.dumps(res, indent=2, default=str))
         return 0

@@ -23,7 +23,8 @@ def run(args: argparse.Namespace) -> int:
     """Print the decisions as indented JSON lines, one per stage."""
     version = args.version
     if version is None:
-        with lineage.connect(DataRoot.of(args.root).lineage_db, read_only=True) as con:
+        db = DataRoot.of(args.root).lineage_db
+        with lineage.named_errors(db), lineage.connect(db, read_only=True) as con:
             version = lineage.latest_version(con)
     vdir = DataRoot.of(args.root).version(version).dir
     if not vdir.is_dir():

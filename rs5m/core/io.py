@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,11 +26,36 @@ log = logging.getLogger(__name__)
 
 CHECKSUM_KEY = "content_sha256"  # the field of a sealed JSON object: sha256 of every other field
 _warned: set[tuple[str, int, int]] = set()  # (path, mtime_ns, size) of corrupt markers already logged
+_umask_lock = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the OS allows (``/proc``), else under a lock."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _umask_lock:  # os.umask can only be read by setting it; other threads may create files meanwhile
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def new_file_mode(is_dir: bool = False) -> int:
+    """The mode ``open``/``mkdir`` give a new file or folder: 0666 (0777) less the umask."""
+    return (0o777 if is_dir else 0o666) & ~current_umask()
 
 
 @contextmanager
 def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``final``; rename it onto ``final`` only if the block succeeds."""
+    """Yield a temporary path beside ``final``; rename it onto ``final`` only if the block succeeds.
+
+    The result gets the mode a plainly created file (or folder) would: 0666 (0777) less the umask, not the
+    0600 of the temporary file.
+    """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
@@ -37,6 +63,7 @@ def atomic_path(final: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, new_file_mode(tmp_path.is_dir()))  # a block may have made it a folder
         os.replace(tmp_path, final)
     except OSError as exc:
         if exc.errno is not None and exc.filename is None:  # a failed write knows no path: name it

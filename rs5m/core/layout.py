@@ -8,6 +8,7 @@ A data root holds the lineage database, the versions, build locks and scratch sp
     <root>/.locks/<version>.lock       the build lock of a version (rs5m.core.locks)
     <root>/.prefect/                   Prefect's home for local runs
     <root>/.tmp/                       scratch files of model loading and the like
+    <root>/logs/rs5m.log               the CLI's full log (tracebacks included) of runs on this root
     <root>/train-runs/<name>/          training runs
 
 Every stage of a version writes under its own folder, one scheme for PUB11 and RS3 (RS3 and geo-metadata
@@ -83,6 +84,11 @@ class DataRoot:
     def scratch_dir(self) -> Path:
         """Scratch files that must not land in the system temp folder (removed by their writers)."""
         return self.path / ".tmp"
+
+    @property
+    def log_file(self) -> Path:
+        """The CLI's full log of runs on this root: every record and traceback the terminal is spared."""
+        return self.path / "logs" / "rs5m.log"
 
     @property
     def train_runs_dir(self) -> Path:

@@ -18,6 +18,8 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +84,34 @@ class LineageBusy(ValueError):
     """Another process held the lineage database for the whole wait. A ``ValueError``: one CLI line."""
 
 
+class DatabaseUnreadable(ValueError):
+    """DuckDB cannot open or read a database file (damaged, not DuckDB, no permission). One CLI line."""
+
+
+_DAMAGED = ("not a valid duckdb database", "corrupt", "checksum", "could not read enough bytes", "serializ")
+
+
+def unreadable(db_path: str | Path, exc: BaseException) -> DatabaseUnreadable:
+    """A ``DatabaseUnreadable`` naming ``db_path``, DuckDB's own words and what to do."""
+    said = " ".join(str(exc).split())
+    if any(mark in said.lower() for mark in _DAMAGED):
+        return DatabaseUnreadable(
+            f"cannot read the database {db_path} ({said}): the file is damaged or not a DuckDB database; "
+            "restore it from a backup, or move it aside and rebuild the versions you need (a build "
+            "reloads its version's counts from the stats files)"
+        )
+    return DatabaseUnreadable(f"cannot open the database {db_path}: {said}")
+
+
+@contextmanager
+def named_errors(db_path: str | Path) -> Iterator[None]:
+    """Re-raise a DuckDB error of the block (a query of a damaged file) as ``DatabaseUnreadable``."""
+    try:
+        yield
+    except duckdb.Error as exc:
+        raise unreadable(db_path, exc) from exc
+
+
 def _is_lock_conflict(exc: duckdb.Error) -> bool:
     # DuckDB 2.0: IOException 'Could not set lock on file "...": Conflicting lock is held in ... (PID n)'
     return isinstance(exc, duckdb.IOException) and "could not set lock" in str(exc).lower()
@@ -105,7 +135,7 @@ def open_waiting(db_path: Path, read_only: bool, wait_s: float | None) -> duckdb
             return duckdb.connect(str(db_path), read_only=read_only)
         except duckdb.Error as exc:
             if not _is_lock_conflict(exc):
-                raise
+                raise unreadable(db_path, exc) from exc
             waited = time.monotonic() - start
             if waited >= limit:
                 mode = "read" if read_only else "write"
@@ -131,7 +161,9 @@ def connect(
     While another process holds the file in a conflicting mode (a writer keeps everyone out, a reader
     keeps writers out), retry with backoff for up to ``wait_s`` seconds (default ``$RS5M_LINEAGE_WAIT_S``
     or ``LINEAGE_WAIT_S``), then raise ``LineageBusy`` naming the file. ``FileNotFoundError`` when
-    reading a database that does not exist. Writers should close the connection as soon as they are done.
+    reading a database that does not exist, ``DatabaseUnreadable`` when DuckDB cannot open it (a damaged
+    file may fail in queries later: wrap them in ``named_errors``). Writers should close the connection as
+    soon as they are done.
     """
     db_path = Path(db_path)
     if read_only:
@@ -141,7 +173,8 @@ def connect(
     db_path.parent.mkdir(parents=True, exist_ok=True)
     con = open_waiting(db_path, False, wait_s)
     try:
-        con.execute(_DDL.format(funnel_columns=_FUNNEL_SQL))
+        with named_errors(db_path):
+            con.execute(_DDL.format(funnel_columns=_FUNNEL_SQL))
     except BaseException:
         con.close()
         raise
@@ -220,6 +253,15 @@ def latest_version(con: duckdb.DuckDBPyConnection) -> str:
     if row is None:
         raise ValueError("the lineage database has no versions yet; run `rs5m build` first")
     return row[0]
+
+
+def require_version(con: duckdb.DuckDBPyConnection, version: str, where: str = "") -> None:
+    """``ValueError`` naming the known versions when ``version`` is not in the database (a table of an
+    unknown version would otherwise be empty, which reads as "nothing removed"). ``where``: the root."""
+    known = [r[0] for r in con.execute("SELECT version FROM versions ORDER BY version").fetchall()]
+    if version not in known:
+        under = f" under {where}" if where else ""
+        raise ValueError(f"unknown version {version!r}{under} (known: {', '.join(known) or 'none'})")
 
 
 def latest_complete_version(db_path: str | Path, exclude: str | None = None) -> str:

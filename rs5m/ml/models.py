@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -64,15 +66,17 @@ def eval_preprocess(image_size: int = 224, norm: str = "clip") -> Callable[[Imag
 def register_tiny_model(name: str = TINY_MODEL_NAME) -> str:
     """Register a ~3.4 M-parameter open_clip config (vocab 49408, so the shipped BPE tokenizer works).
 
-    Idempotent; returns ``name``. For tests and demos only: it has no pretrained weights.
+    Idempotent; returns ``name``. For tests and demos only: it has no pretrained weights. open_clip reads
+    configs from files; the file is gone again when this returns (open_clip keeps what it read, and a
+    later rescan skips a missing path), so no process leaves a folder in the temp directory.
     """
     import open_clip
 
     if name not in open_clip.list_models():
-        folder = Path(tempfile.mkdtemp(prefix="rs5m-model-config-"))
-        path = folder / f"{name}.json"
-        path.write_text(json.dumps(TINY_MODEL_CONFIG), encoding="utf-8")
-        open_clip.add_model_config(path)
+        with tempfile.TemporaryDirectory(prefix="rs5m-model-config-") as folder:
+            path = Path(folder) / f"{name}.json"
+            path.write_text(json.dumps(TINY_MODEL_CONFIG), encoding="utf-8")
+            open_clip.add_model_config(path)
     return name
 
 
@@ -99,19 +103,45 @@ def _unwrap(obj: Any, source: str) -> dict[str, torch.Tensor]:
     return out
 
 
+def unreadable_checkpoint(path: Path, exc: BaseException) -> CheckpointError:
+    """One line saying what ``path`` is instead of a checkpoint, for ``torch.load``'s error ``exc``.
+
+    torch's own words are left out where they mislead: for a text file or random bytes it raises
+    ``IndexError`` or advises ``weights_only=False`` (unsafe, and no help for a file that is not a pickle).
+    """
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        head = b""
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+    detail = f"; it uses {found.group(1)[:120]}" if found else ""
+    if not head:
+        what = "is empty"
+    elif found:
+        what = "holds more than tensors (only a plain state_dict loads safely)"
+    elif head[:4] == b"PK\x03\x04" or zipfile.is_zipfile(path):
+        what = "is a zip archive (PyTorch's format) but cut short or damaged"
+    elif all(32 <= b < 127 or b in b"\t\r\n" for b in head[:512]):
+        what = "is a text file, not a PyTorch checkpoint"
+    else:
+        what = "is not a PyTorch checkpoint (damaged, or another format)"
+    return CheckpointError(f"{path}: cannot read checkpoint: the file {what} ({type(exc).__name__}{detail})")
+
+
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """Read a checkpoint file safely (``weights_only``) and return its tensor dict.
 
-    Raises ``FileNotFoundError`` when absent and :class:`CheckpointError` when corrupt or not a state_dict.
+    Raises ``FileNotFoundError`` when absent and :class:`CheckpointError` (one line: what the file is)
+    when it is not a readable checkpoint or not a state_dict.
     """
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {p}")
+        raise FileNotFoundError(f"checkpoint not found: {p}" + (" (a folder)" if p.is_dir() else ""))
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for truncated/garbled files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{p}: cannot read checkpoint ({type(exc).__name__}: {first[:200]})") from exc
+    except Exception as exc:  # torch raises many types for truncated/garbled files, IndexError among them
+        raise unreadable_checkpoint(p, exc) from exc
     return _unwrap(obj, str(p))
 
 
@@ -181,13 +211,23 @@ def load_clip(
     state = read_state_dict(ckpt) if ckpt is not None else None
     if pretrained is None and init_seed is not None:
         torch.manual_seed(init_seed)
-    model = open_clip.create_model(
-        name,
-        pretrained=pretrained,
-        precision="fp32" if precision == "amp" else precision,
-        device="cpu",
-        force_quick_gelu=_use_quick_gelu(name, pretrained, ckpt, quick_gelu),
-    )
+    try:
+        model = open_clip.create_model(
+            name,
+            pretrained=pretrained,
+            precision="fp32" if precision == "amp" else precision,
+            device="cpu",
+            force_quick_gelu=_use_quick_gelu(name, pretrained, ckpt, quick_gelu),
+        )
+    except Exception as exc:
+        if pretrained is None or not Path(pretrained).is_file():
+            raise
+        try:  # a local weights file open_clip could not load: say what the file is
+            read_state_dict(pretrained)
+        except CheckpointError as bad:
+            raise bad from exc
+        said = " ".join(str(exc).split())[:300]
+        raise CheckpointError(f"{pretrained}: open_clip cannot load it as {name} weights ({said})") from exc
     if state is not None:
         load_state_dict_strict(model, state, ckpt or "checkpoint")
     model = model.to(device).eval()

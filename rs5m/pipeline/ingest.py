@@ -36,7 +36,7 @@ from rs5m.pipeline.keywords.matcher import KeywordMatcher
 from rs5m.pipeline.keywords.stage import CandidateWriter
 from rs5m.pipeline.plan import partition_name, read_plan
 from rs5m.sources import get_adapter
-from rs5m.sources.base import Keep, RawBatch
+from rs5m.sources.base import Keep, RawBatch, SourceFormatError
 
 # Reason per validation code; earlier checks win (code 0: valid).
 _CODES = (None, Reason.MISSING_URL, Reason.BAD_URL, Reason.MISSING_CAPTION, Reason.MALFORMED_ROW)
@@ -167,10 +167,21 @@ def iter_batches(
     source: SourceInput, path: str, piece: str = "", keep: Keep | None = None
 ) -> Iterator[RawBatch]:
     """Batches of one input file (or one piece of it) through the source's adapter, options validated;
-    ``keep`` lets the adapter build the costly columns for the selected rows only (``RawBatch.others``)."""
+    ``keep`` lets the adapter build the costly columns for the selected rows only (``RawBatch.others``).
+
+    A decoding error that does not name the file (pyarrow's "Couldn't deserialize thrift" for damaged
+    parquet pages, a broken compressed stream) becomes a ``SourceFormatError`` naming it (a ``ValueError``:
+    not retried); an error of the OS itself (with an errno) stays as it is.
+    """
     adapter = get_adapter(source.name)
     options = adapter.options_model(**source.options)
-    yield from adapter.read(path, options, piece or None, keep)
+    try:
+        yield from adapter.read(path, options, piece or None, keep)
+    except (pa.ArrowException, OSError, EOFError) as exc:
+        if (isinstance(exc, OSError) and exc.errno is not None) or isinstance(exc, SourceFormatError):
+            raise
+        said = " ".join(str(exc).split()) or type(exc).__name__
+        raise SourceFormatError(f"{path}: cannot read this {source.name} file: {said}") from exc
 
 
 def ingest_file(

@@ -14,8 +14,11 @@ Contract of ``score_partition(version_dir, source, part, cfg, detector)``:
   last the stats ``outlier_score/_stats/<source>/<part>.json`` (stage ``outlier_score``,
   n_in = n_out = rows scored: a score removes nothing). A partition with a stats file is skipped.
 - The model loads once per process (a cache keyed by the config's fingerprint), so a Dask worker
-  keeps it between partitions. Decoding runs in ``cfg.num_workers`` DataLoader processes, except in
-  daemonic processes (Dask workers by default), which may not have children: there it runs inline.
+  keeps it between partitions, and only for a partition with rows to score: an empty one writes its
+  (empty) outputs and stats without it. A model that cannot be loaded raises ``ScoringModelError`` (a
+  ``ValueError``: not retried) naming the ``scoring`` keys to set. Decoding runs in ``cfg.num_workers``
+  DataLoader processes, except in daemonic processes (Dask workers by default), which may not have
+  children: there it runs inline.
 """
 
 from __future__ import annotations
@@ -81,6 +84,10 @@ class ClipScorer:
             return F.normalize(self.model.encode_text(self.tokenizer(texts).to(self.device)).float(), dim=-1)
 
 
+class ScoringModelError(ValueError):
+    """The configured scoring model cannot be loaded (weights unreachable, unknown name); one line."""
+
+
 _SCORERS: dict[str, ClipScorer] = {}
 _DETECTORS: dict[tuple[str, int, str], Detector] = {}
 _LOAD_LOCK = threading.Lock()  # a Dask worker with several threads must still load a model once
@@ -95,14 +102,49 @@ def get_scorer(cfg: ScoringConfig) -> ClipScorer:
     return _SCORERS[key]
 
 
+def _load_model(cfg: ScoringConfig, device: torch.device) -> tuple[torch.nn.Module, object]:
+    from rs5m.ml.models import CheckpointError, load_clip
+
+    try:
+        model, _, tokenizer = load_clip(cfg.model_name, cfg.pretrained, cfg.checkpoint, device=str(device))
+    except (CheckpointError, FileNotFoundError) as exc:  # a local checkpoint: its own message names it
+        raise ScoringModelError(f"scoring.checkpoint: {exc}") from exc
+    except Exception as exc:  # open_clip: RuntimeError (download), ValueError (name), OSError...
+        said = " ".join(str(exc).split())[:300] or type(exc).__name__
+        weights = f"pretrained={cfg.pretrained!r}" if cfg.pretrained else "no pretrained weights"
+        raise ScoringModelError(
+            f"cannot load the scoring model {cfg.model_name!r} ({weights}): {said}; set scoring.model_name "
+            "with scoring.pretrained (an open_clip tag or a local weights file) or scoring.checkpoint "
+            "(a local state_dict) in the build config"
+        ) from exc
+    return model, tokenizer
+
+
+def _precision(cfg: ScoringConfig, device: torch.device) -> str:
+    return cfg.precision if device.type == "cuda" else cfg.cpu_precision
+
+
+def embed_dim(cfg: ScoringConfig) -> int:
+    """The embedding width of the configured model, from its open_clip config (no weights loaded)."""
+    import open_clip
+
+    from rs5m.ml.models import TINY_MODEL_NAME, canonical_model_name, register_tiny_model
+
+    name = canonical_model_name(cfg.model_name)
+    if name == TINY_MODEL_NAME:
+        register_tiny_model(name)
+    model_cfg = open_clip.get_model_config(name)
+    if not model_cfg or "embed_dim" not in model_cfg:
+        raise ScoringModelError(f"unknown scoring model {cfg.model_name!r}: set scoring.model_name")
+    return int(model_cfg["embed_dim"])
+
+
 def _build_scorer(cfg: ScoringConfig) -> ClipScorer:
     import open_clip
 
-    from rs5m.ml.models import load_clip
-
     device = resolve_device(cfg.device)
-    model, _, tokenizer = load_clip(cfg.model_name, cfg.pretrained, cfg.checkpoint, device=str(device))
-    precision = cfg.precision if device.type == "cuda" else cfg.cpu_precision
+    model, tokenizer = _load_model(cfg, device)
+    precision = _precision(cfg, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed batch shapes: let cuDNN pick the fastest convs
     pre = open_clip.get_model_preprocess_cfg(model)
@@ -239,6 +281,10 @@ def _score_rows(rows: pa.Table, cfg: ScoringConfig, detector: Detector | None, e
     return {**out, "loader_workers": workers}
 
 
+def _no_scores() -> dict:
+    return {**{k: np.empty(0, np.float32) for k in ("s_vlm", "s_caption", "c_rs")}, "loader_workers": 0}
+
+
 def _to_table(rows: pa.Table, scores: dict) -> pa.Table:
     cols = {"uid": rows["uid"], "source": rows["source"]}
     for name in ("s_vlm", "s_caption", "c_rs"):
@@ -264,13 +310,17 @@ def score_partition(
     if done is not None and done.extra.get("upstream") == upstream:
         return done
     start = time.perf_counter()
-    scorer = get_scorer(cfg)
-    if isinstance(detector, str | os.PathLike):
-        detector = get_detector(detector, scorer.device)
-    dim = int(scorer.text_feature.shape[-1])
+    if rows.num_rows:
+        scorer = get_scorer(cfg)
+        if isinstance(detector, str | os.PathLike):
+            detector = get_detector(detector, scorer.device)
+        dim, device, precision = int(scorer.text_feature.shape[-1]), scorer.device, scorer.precision
+    else:  # nothing to score: no model is loaded (its weights may be gigabytes away, or unreachable)
+        device = resolve_device(cfg.device)
+        dim, precision = embed_dim(cfg), _precision(cfg, device)
     with atomic_path(embeddings_path(vdir, source, part)) as tmp:
         emb = np.lib.format.open_memmap(tmp, mode="w+", dtype=cfg.embedding_dtype, shape=(rows.num_rows, dim))
-        scores = _score_rows(rows, cfg, detector, emb)
+        scores = _score_rows(rows, cfg, detector, emb) if rows.num_rows else _no_scores()
         emb.flush()
         del emb
     uids = np.array(rows["uid"].to_pylist(), dtype=str)
@@ -287,7 +337,7 @@ def score_partition(
         "upstream": upstream,
         "unscored": int(np.isnan(scores["s_vlm"]).sum()),
         "model": cfg.model_name, "pretrained": cfg.pretrained, "checkpoint": cfg.checkpoint,
-        "detector": detector is not None, "device": str(scorer.device), "precision": scorer.precision,
+        "detector": detector is not None, "device": str(device), "precision": precision,
         "loader_workers": scores["loader_workers"], "seconds": round(seconds, 3),
         "images_per_s": round(rows.num_rows / seconds, 1) if seconds > 0 else None,
     }  # fmt: skip
