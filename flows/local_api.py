@@ -83,9 +83,14 @@ def kill_servers() -> None:
 
 @contextmanager
 def local_api() -> Iterator[str | None]:
-    """Yield the API URL in use: the configured one, or one started here for the duration."""
-    if os.environ.get("PREFECT_API_URL"):
-        yield os.environ["PREFECT_API_URL"]
+    """Yield the API URL in use: the configured one, or one started here for the duration.
+
+    "Configured" includes Prefect's active settings (a profile, a test harness), not only the
+    environment: an API someone else runs is used, never started again or stopped here.
+    """
+    configured = os.environ.get("PREFECT_API_URL") or get_current_settings().api.url
+    if configured:
+        yield configured
         return
     stale = SubprocessASGIServer._instances.get(None)
     if stale is not None and not isinstance(stale, OwnSessionServer) and not stale.running:

@@ -51,7 +51,7 @@ WAIT_S = 600.0  # the test waits this long for a worker to reach the kill point
 ALLOWED = int(dask.config.get("distributed.scheduler.allowed-failures"))  # worker deaths a task survives
 STATS_DIRS = {"keyword": "keyword/_stats", "download": "download/_stats", "scoring": "outlier_score/_stats"}
 ENTRIES = {  # each stage's per-partition function, as the task code calls it
-    "keyword": "rs5m.pipeline.ingest:ingest_file",
+    "keyword": "rs5m.pipeline.ingest:run",  # the registry entry: (layout, source, partition, cfg)
     "download": "rs5m.pipeline.download.stage:download_candidates",
     "scoring": "rs5m.pipeline.outlier.scores:score_partition",
 }

@@ -62,3 +62,18 @@ def test_the_server_outlives_a_ctrl_c_but_not_its_starter(tmp_path: Path) -> Non
     assert server_sid != own_sid  # its own session: the terminal's SIGINT to the foreground group misses it
     assert lines[1] == "health 200"  # still up after the Ctrl-C
     assert _gone(int(pid), 10)  # PR_SET_PDEATHSIG: gone with its starter, though nothing stopped it
+
+
+def test_an_api_in_the_active_settings_is_used_and_left_running(prefect_harness: None) -> None:
+    """Under a Prefect test harness (the API is in the settings, not the environment) ``local_api``
+    neither starts a second server nor stops the harness's one on exit (it did: later tests of the
+    session then failed with 'connection refused')."""
+    import httpx
+    from prefect.settings import get_current_settings
+
+    from flows.local_api import local_api
+
+    url = get_current_settings().api.url
+    with local_api() as used:
+        assert used == url
+    assert httpx.get(f"{url}/health", timeout=10).status_code == 200
