@@ -10,14 +10,18 @@ REAL_DATA ?=
 # tests on TEST_WORKERS processes (the slow ones mostly wait on servers and child builds; tests that
 # share a port or folder are kept together by an xdist_group mark), longest first, and the 20 slowest
 # are printed so the budget stays visible. PYTEST_ARGS replaces these options (e.g. PYTEST_ARGS=-n0).
+# `make test` is the short form: tests marked `slow` (100x memory files, extra kill points and lock
+# races, Ctrl-C of a real build) are left to `make test-long`, which also sets RS5M_FUZZ_LONG=1 (more
+# fuzz examples and fault cases); every slow test has a shorter sibling in the short form.
 TEST_WORKERS ?= 3
 PYTEST_ARGS ?= -n $(TEST_WORKERS) --dist loadgroup --durations=20
+TEST_SELECT ?= -m "not slow"
 
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 export NO_ALBUMENTATIONS_UPDATE ?= 1
 
-.PHONY: install demo test lint browser bench-keywords clean
+.PHONY: install demo test test-long lint browser bench-keywords clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +46,10 @@ demo: install
 
 test: install browser
 	$(BIN)/ruff check .
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(PYTEST_ARGS) $(TEST_SELECT)
+
+test-long: install browser
+	RS5M_FUZZ_LONG=1 $(BIN)/pytest $(PYTEST_ARGS)
 
 # The rating tool's browser test drives Debian's Chromium; it skips (saying so) where none can be installed.
 browser:

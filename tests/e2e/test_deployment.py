@@ -38,7 +38,7 @@ from rs5m.sample import write_world
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = pytest.mark.e2e  # CI runs it: the Prefect path a user takes
 
 
 def _free_port() -> int:

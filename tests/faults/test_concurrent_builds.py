@@ -139,6 +139,7 @@ def test_simultaneous_builds_one_builds_one_is_refused(
     assert_same(outcome(root), reference)
 
 
+@pytest.mark.slow  # long form; tests/core/test_locks.py covers waiting and a dead holder
 def test_wait_lock_waits_then_is_a_no_op(faults_world: World, reference: Outcome, tmp_path: Path) -> None:
     root, logs = tmp_path / "root", tmp_path
     root.mkdir()
@@ -171,6 +172,7 @@ def test_wait_lock_waits_then_is_a_no_op(faults_world: World, reference: Outcome
     assert_same(outcome(root), reference)
 
 
+@pytest.mark.slow  # long form; tests/core/test_locks.py covers waiting and a dead holder
 def test_lock_is_released_when_the_holder_is_killed(
     faults_world: World, reference: Outcome, tmp_path: Path
 ) -> None:

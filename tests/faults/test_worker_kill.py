@@ -253,8 +253,10 @@ def _mid(stage: str, source: str, **kw: Any) -> KillPoint:
 # are not held past their stage, see flows/build_rs5m.py). That scoring kill is the short form's, so the
 # plain one (same kill point, fewer checks) is long form only.
 RETRY = _mid("scoring", "laion2b", retry_failed=True)
-SHORT = [_mid("keyword", "laion2b"), _mid("download", "laion2b"), RETRY]
+# A kill mid-download is in the short form of tests/faults/test_build_kill.py (the whole build killed).
+SHORT = [_mid("keyword", "laion2b"), RETRY]
 LONG_POINTS = [
+    _mid("download", "laion2b"),
     _mid("scoring", "laion2b"),
     *(KillPoint(f"{s}-before-marker-coyo700m", s, BEFORE_MARKER, "coyo700m", after=False) for s in ENTRIES),
     *(_mid(stage, "laioncoco") for stage in ENTRIES),
