@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -88,7 +89,7 @@ def test_failed_ingest_leaves_no_done_marker(tmp_path: Path, monkeypatch: pytest
     class Broken(FakeAdapter):
         def read(self, path: str, options: AdapterOptions, piece=None, keep=None) -> Iterator[RawBatch]:
             yield from super().read(path, options)
-            raise OSError("disk gone")
+            raise OSError(errno.EIO, "disk gone")  # a real I/O error has an errno
 
     monkeypatch.setattr(ingest, "get_adapter", lambda name: Broken())
     monkeypatch.chdir(tmp_path)
