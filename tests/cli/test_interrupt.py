@@ -12,11 +12,11 @@ import textwrap
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
 from cli import logs
 from cli.interrupt import Interrupts
+from tests._process import gone
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -57,18 +57,6 @@ def _start(tmp_path: Path, grace_s: float) -> tuple[subprocess.Popen[str], int]:
     return proc, child
 
 
-def _gone(pid: int, within_s: float) -> bool:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_a_second_ctrl_c_exits_at_once(tmp_path: Path) -> None:
     proc, child = _start(tmp_path, grace_s=60)
     os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: the whole foreground group
@@ -78,7 +66,7 @@ def test_a_second_ctrl_c_exits_at_once(tmp_path: Path) -> None:
     out, err = proc.communicate(timeout=10)
     assert time.monotonic() - start < 3
     assert proc.returncode == 130 and err == "cut off\n" and "returned" not in out
-    assert (tmp_path / "flag").exists() and _gone(child, 5)
+    assert (tmp_path / "flag").exists() and gone(child, 5)
 
 
 def test_a_stop_that_outlasts_the_grace_period_is_cut_off(tmp_path: Path) -> None:
@@ -88,7 +76,7 @@ def test_a_stop_that_outlasts_the_grace_period_is_cut_off(tmp_path: Path) -> Non
     out, err = proc.communicate(timeout=30)
     assert 1.4 < time.monotonic() - start < 10
     assert proc.returncode == 130 and err == "cut off\n" and out.split() == ["first"]
-    assert _gone(child, 5)
+    assert gone(child, 5)
 
 
 def test_the_first_ctrl_c_raises_in_the_main_thread_and_silences() -> None:

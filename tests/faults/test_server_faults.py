@@ -45,7 +45,9 @@ from .test_build_kill import (
     start_build,
 )
 
-IN_RUN = [("reset", 3)] + ([("stall", 4), ("reset", 10)] if LONG else [])
+# the short form keeps the recorded outage (a whole build, then --retry-failed); retries that outlast an
+# outage inside one run are long form here and unit-tested in tests/pipeline/download
+IN_RUN = [("reset", 3), ("stall", 4), ("reset", 10)] if LONG else []
 RECORDED = [("reset", 4)] + ([("stall", 6), ("reset", 25)] if LONG else [])
 REASON = {"reset": "download_transient", "stall": "download_timeout"}
 PER_SHARD = 4

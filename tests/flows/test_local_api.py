@@ -7,10 +7,9 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
-import psutil
+from tests._process import gone
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,18 +36,6 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _gone(pid: int, within_s: float) -> bool:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def test_the_server_outlives_a_ctrl_c_but_not_its_starter(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env |= {"PYTHONPATH": str(REPO), "PREFECT_HOME": str(tmp_path / "prefect")}
@@ -61,7 +48,7 @@ def test_the_server_outlives_a_ctrl_c_but_not_its_starter(tmp_path: Path) -> Non
     _, pid, server_sid, own_sid = lines[0].split()
     assert server_sid != own_sid  # its own session: the terminal's SIGINT to the foreground group misses it
     assert lines[1] == "health 200"  # still up after the Ctrl-C
-    assert _gone(int(pid), 10)  # PR_SET_PDEATHSIG: gone with its starter, though nothing stopped it
+    assert gone(int(pid), 10)  # PR_SET_PDEATHSIG: gone with its starter, though nothing stopped it
 
 
 def test_an_api_in_the_active_settings_is_used_and_left_running(prefect_harness: None) -> None:
