@@ -17,6 +17,7 @@ from rs5m.lineage import store as lineage
 from rs5m.pipeline import forecast, ingest, plan
 from rs5m.pipeline.incremental import seed_version
 from rs5m.pipeline.preflight import require_inputs
+from tasks.scheduler import check_scheduler
 
 
 def resolve_base(cfg: BuildConfig, base_version: str) -> str:
@@ -47,10 +48,13 @@ def check_build(
     config: str, root: str | None, version: str | None, dask_address: str | None, base_version: str | None
 ) -> tuple[BuildConfig, str | None, int]:
     """Load and check everything a build needs before its version is created: the config, its inputs (the
-    pre-flight of ``rs5m inputs check``: every problem, not the first), the base version. Return the
+    pre-flight of ``rs5m inputs check``: every problem, not the first), the Dask scheduler it names, the
+    base version. Return the
     config, the resolved base version and the number of input files."""
     cfg = load_build_config(config, root=root, version=version, dask_address=dask_address)
     n = sum(len(s.files) for s in require_inputs(cfg).sources)
+    if cfg.dask.address:  # a deployment run too: no version is created for a scheduler that is not there
+        check_scheduler(cfg.dask.address)
     base = resolve_base(cfg, base_version) if base_version else None
     if base == cfg.version:
         raise ValueError(f"base_version {base!r} is the version being built; name another one")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from cli import preflight
 from cli.main import main
+from tasks import scheduler
 from tests.cli.bad_inputs import CASES, Case, make_env, match, render
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "bad-inputs.md"
@@ -71,7 +71,7 @@ def test_bad_input_is_one_line(
     if "readonly" in case.needs and not readonly:
         pytest.skip("no read-only folder here (not root and cannot mount)")
     monkeypatch.chdir(env)
-    monkeypatch.setattr(preflight, "CONNECT_TIMEOUT_S", 2.0)
+    monkeypatch.setattr(scheduler, "CONNECT_TIMEOUT_S", 2.0)
     try:
         status = main([_fill(a, ports) for a in case.argv])
     except SystemExit as exc:  # argparse

@@ -180,6 +180,9 @@ def test_a_build_that_cannot_start_leaves_no_version(
         ValueError, match=r"(?s)2 input problem\(s\); nothing was started:.*laion2b.*laion400m"
     ):
         _run(sample_world, root, "v1", config=missing)
+    nobody = f"tcp://127.0.0.1:{_free_port()}"  # a deployment run's dask_address is checked too
+    with pytest.raises(ValueError, match=r"cannot reach the Dask scheduler at tcp://127\.0\.0\.1:\d+: "):
+        _run(sample_world, root, "v1", address=nobody)
     assert not (root / "versions").exists() and not DataRoot.of(root).lineage_db.exists()
 
 
