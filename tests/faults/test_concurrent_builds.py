@@ -108,6 +108,7 @@ def _assert_refused(rc: int, stderr: str, winner: int) -> None:
     assert lines[0].endswith("; wait for it or use --wait-lock SECONDS")
 
 
+@pytest.mark.slow  # long form; short: test_flow_refuses_before_writing and tests/core/test_locks.py
 def test_simultaneous_builds_one_builds_one_is_refused(
     faults_world: World, reference: Outcome, tmp_path: Path
 ) -> None:

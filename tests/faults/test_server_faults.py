@@ -45,14 +45,15 @@ from .test_build_kill import (
     start_build,
 )
 
-# the short form keeps the recorded outage (a whole build, then --retry-failed); retries that outlast an
-# outage inside one run are long form here and unit-tested in tests/pipeline/download
-IN_RUN = [("reset", 3), ("stall", 4), ("reset", 10)] if LONG else []
+IN_RUN = [("reset", 3)] + ([("stall", 4), ("reset", 10)] if LONG else [])
 RECORDED = [("reset", 4)] + ([("stall", 6), ("reset", 25)] if LONG else [])
 REASON = {"reset": "download_transient", "stall": "download_timeout"}
 PER_SHARD = 4
 
 
+# Slow (make test-long): the short form's outage is tests/faults/test_retry_new_version.py (recorded,
+# then retried in a new version); retries inside one run are unit-tested in tests/pipeline/download.
+@pytest.mark.slow
 @pytest.mark.parametrize(("mode", "n"), IN_RUN, ids=[f"{m}-{n}" for m, n in IN_RUN])
 def test_outage_outlasted_by_in_run_retries(
     faults_world: World, reference: Outcome, prefect_harness: None, tmp_path: Path, mode: str, n: int
@@ -94,6 +95,7 @@ def _outage_recorded(vdir: Path, addr: ServedAddress, n: int, reason: str) -> bo
     return _all_recorded(vdir, addr, reason)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("mode", "n"), RECORDED, ids=[f"{m}-{n}" for m, n in RECORDED])
 def test_outage_recorded_then_retry_failed(
     faults_world: World, reference: Outcome, tmp_path: Path, mode: str, n: int
