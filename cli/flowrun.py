@@ -30,7 +30,3 @@ def run_flow(target: str, home: str | Path, **params: Any) -> Any:
     with local_api():
         return flow(**params)
 
-
-def given(values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` without the ``None`` entries (flags the user did not give)."""
-    return {k: v for k, v in values.items() if v is not None}

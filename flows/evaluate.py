@@ -12,6 +12,7 @@ from prefect import flow, get_run_logger
 from pydantic import Field
 
 from rs5m.config.evaluate import load_eval_config
+from rs5m.config.loader import overlay
 from rs5m.ml.evaluation.run import dataset_jobs
 from tasks.evaluate import evaluate_dataset, prepare_eval_data, publish_eval_table, write_eval_report
 
@@ -51,7 +52,7 @@ def evaluate_georsclip(
     over = {"model_name": model, "model_pretrained": pretrained, "model_checkpoint": checkpoint}
     over |= {"model_quick_gelu": quick_gelu, "model_image_norm": image_norm, "model_label": label}
     over |= {"device": device, "batch_size": batch_size, "output_dir": output_dir}
-    over = {**(overrides or {}), **{k: v for k, v in over.items() if v is not None}}
+    over = overlay(overrides, over)
     cfg = load_eval_config(config, **over)
     prepare_eval_data(cfg)
     get_run_logger().info("evaluating %s on %d datasets", cfg.model.row_label(), len(dataset_jobs(cfg)))

@@ -15,6 +15,7 @@ from prefect import flow, get_run_logger
 from pydantic import Field
 
 from rs5m.config.captioner import load_finetune_config
+from rs5m.config.loader import overlay
 from tasks.finetune_captioner import evaluate_task, finetune_task, publish_task
 
 Name = Annotated[str, Field(min_length=1, max_length=4096)]  # a name or a path
@@ -46,7 +47,7 @@ def finetune_captioner_flow(
     from rs5m.ml.captioner_ft.train import resolve_data
 
     over = {"out_dir": out_dir, "device": device, "max_steps": max_steps, "precision": precision}
-    over = {**(overrides or {}), **{k: v for k, v in over.items() if v is not None}}
+    over = overlay(overrides, over)
     cfg = resolve_data(load_finetune_config(config, **over))
     logger = get_run_logger()
     record = finetune_task(cfg)

@@ -19,6 +19,7 @@ from pydantic import Field
 
 from flows.evaluate import evaluate_georsclip
 from rs5m.config.evaluate import load_eval_config
+from rs5m.config.loader import overlay
 from tasks.evaluate import prepare_eval_data
 from tasks.train import evaluation_config, publish_training, train_config, train_model
 
@@ -74,7 +75,7 @@ def train_georsclip(
     over = {"preset": preset, "engine": engine, "model.name": model, "model.pretrained": pretrained}
     over |= {"model.checkpoint": checkpoint, "data.shards": shards, "batch_size": batch_size}
     over |= {"epochs": epochs, "max_steps": max_steps, "device": device, "resume": resume}
-    over = {**(overrides or {}), **{k: v for k, v in over.items() if v is not None}}
+    over = overlay(overrides, over)
     cfg = train_config(config, dataset_version, data_root, over, output_dir)
     if evaluate:  # before training: a missing evaluation set must not fail a finished training run
         prepare_eval_data(load_eval_config(eval_config))

@@ -84,7 +84,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Load (or write, with ``--demo``) the config, evaluate through flow ``evaluate-georsclip`` (as a
     deployment would, ``cli.flowrun``), print the table and the output files."""
-    from cli.flowrun import given, run_flow
+    from cli.flowrun import run_flow
     from rs5m.config.evaluate import load_eval_config
     from rs5m.ml.evaluation.report import table_markdown
 
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         config = args.demo / "eval.yaml"
     if args.preset is not None:
         config = _prepare_preset(args)
-    over = given(_overrides(args))
+    over = _overrides(args)
     cfg = load_eval_config(config, **over)  # a bad config is one line before Prefect starts
     out = Path(cfg.output_dir).resolve()
     report = run_flow("evaluate:evaluate_georsclip", out.parent, config=str(config), overrides=over)

@@ -49,11 +49,11 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Fine-tune and evaluate through flow ``finetune-captioner`` (as a deployment would,
     ``cli.flowrun``); print the table and the output paths."""
-    from cli.flowrun import given, run_flow
+    from cli.flowrun import run_flow
     from rs5m.config.captioner import load_finetune_config
     from rs5m.ml.captioner_ft.evaluate import table_markdown
 
-    over = given(overrides(args))
+    over = overrides(args)
     cfg = load_finetune_config(args.config, **over)  # a bad config is one line before Prefect starts
     out = Path(cfg.out_dir).resolve()
     name = re.sub(r"[^A-Za-z0-9._-]", "-", out.name).lstrip("._-")[:64] or "run"  # the flow's name rule

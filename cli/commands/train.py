@@ -86,10 +86,10 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Check the config, train (or resume) to the end through flow ``train-georsclip``, print where the
     model and curves are."""
-    from cli.flowrun import given, run_flow
+    from cli.flowrun import run_flow
     from rs5m.config.train import load_train_config
 
-    over = given(overrides(args))
+    over = overrides(args)
     cfg = load_train_config(args.config, over)  # a bad config is one line before Prefect starts
     out = Path(cfg.output_dir).resolve()
     params = {"config": str(args.config), "output_dir": str(out), "evaluate": False, "overrides": over}

@@ -213,6 +213,12 @@ def deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def overlay(overrides: dict[str, Any] | None, named: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` with the ``named`` values that are not ``None`` on top: a flow's named parameters
+    win over its generic ``overrides`` dict (``None`` is "not given", as in ``load_config``)."""
+    return {**(overrides or {}), **{k: v for k, v in named.items() if v is not None}}
+
+
 def load_config(
     path: str | os.PathLike[str],
     model_cls: type[M],

@@ -155,3 +155,11 @@ def test_train_hash_ignores_where_the_run_goes(tmp_path: Path) -> None:
     assert one.config_hash() == two.config_hash()
     three = load_train_config(_write(tmp_path / "t.yaml", "data: {shards: s}\nbatch_size: 3\n"))
     assert three.config_hash() != one.config_hash()
+
+
+def test_overlay_named_parameters_win_unless_not_given() -> None:
+    from rs5m.config.loader import overlay
+
+    got = overlay({"optim.lr": 1e-5, "device": "cuda"}, {"device": None, "max_steps": 4})
+    assert got == {"optim.lr": 1e-5, "device": "cuda", "max_steps": 4}
+    assert overlay(None, {"device": "cpu"}) == {"device": "cpu"}
