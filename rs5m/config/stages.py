@@ -143,10 +143,16 @@ class EmbeddingIndexConfig(BaseModel):
     kind: Literal["auto", "exact", "ivf"] = "auto"
     exact_max_rows: int = Field(default=50_000, ge=1)
     cell_rows: int = Field(default=512, ge=8, le=1_000_000, description="mean rows per inverted-file cell")
-    nprobe: int = Field(default=4, ge=1, le=64, description="cells each row is compared in")
-    coarse_probe: int = Field(default=3, ge=1, le=64, description="top-level cells scored per row")
+    nprobe: int = Field(default=3, ge=1, le=64, description="cells each row is compared in")
+    coarse_probe: int = Field(default=8, ge=1, le=64, description="top-level cells scored per row")
+    fine_per_coarse: int = Field(
+        default=20, ge=2, le=100_000, description="fine cells per top-level cell (fewer: sharper top cells)"
+    )
     probe_margin: float = Field(
         default=1.0, ge=0, le=2, description="probe only cells within this cosine of the row's best"
+    )
+    max_cell_factor: float = Field(
+        default=2.0, ge=1.0, description="split a fine cell expected to hold over this x cell_rows rows"
     )
     train_rows: int = Field(default=262_144, ge=1_000, description="sample size for k-means")
     kmeans_iters: int = Field(default=10, ge=1, le=100)

@@ -7,9 +7,11 @@ Contract of ``self_knn(x, k, threshold, cfg)``:
   most similar other row and its similarity (``nn``/``nn_sim``; -1 / NaN when none was compared), a score
   kept whatever the threshold.
 - Exact plan (``n <= exact_max_rows`` or ``kind="exact"``): FAISS brute force (BLAS), query blocks of
-  ``chunk_rows``. IVF plan: two-level spherical k-means (``sqrt(cells)`` top cells, each split into fine
-  cells in proportion to its share of the sample) gives ~``n / cell_rows`` cells; every row lives in its
-  best cell and is compared with the rows living in its ``nprobe`` best cells.
+  ``chunk_rows``. IVF plan: two-level spherical k-means (``cells / fine_per_coarse`` top cells, each split
+  into fine cells in proportion to its share of the sample; a fine cell expected to hold over
+  ``max_cell_factor x cell_rows`` rows is split again) gives ~``n / cell_rows`` cells; every row lives in
+  its best cell (found among the fine cells of its ``coarse_probe`` best top cells) and is compared with
+  the rows living in its ``nprobe`` best cells.
 
 Why list by list and not ``IndexIVF.search``: searching query by query streams every probed list once per
 query, memory-bound; taking each cell in turn and matching all rows that probe it against the rows living
@@ -20,7 +22,9 @@ lists, nprobe 4) took 89 s to add 500 k rows and ~175 s to search them all, more
 needs the queries as a separate float32 array (10 GB at 5 M x 512), so the cells are gathered here from
 the one float16 array. A near duplicate sits close to its original, so both mostly land in each other's
 probed cells; recall against brute force is measured in tests and in bench/dedup.py. Probing several top
-cells (``coarse_probe``) matters most: rows split at the top level are otherwise never compared.
+cells (``coarse_probe``) matters most: rows split at the top level are otherwise never compared. Many small
+top cells (20 fine cells each, not ``sqrt(cells)``): a top cell mixing hundreds of unrelated clusters barely
+tells rows apart, so rows missed their best fine cell (docs/benchmarks.md has the measurements).
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ def plan_search(n: int, cfg: EmbeddingIndexConfig) -> SearchPlan:
     if cfg.kind == "exact" or (cfg.kind == "auto" and n <= cfg.exact_max_rows) or n < 2:
         return SearchPlan("exact", 1, 1, 1, 1)
     n_cells = max(2, min(round(n / cfg.cell_rows), n // 4))
-    n_coarse = max(1, round(n_cells**0.5))
+    n_coarse = max(1, min(n_cells, round(n_cells / cfg.fine_per_coarse)))
     return SearchPlan("ivf", n_cells, n_coarse, min(cfg.nprobe, n_cells), min(cfg.coarse_probe, n_coarse))
 
 
@@ -99,59 +103,104 @@ class TwoLevelQuantizer:
 
         A cell is probed when its centroid is within ``margin`` (cosine) of the row's best one, at both
         levels: a near duplicate's similarity to any centroid differs from its original's by little, so
-        only rows near a border need a second look.
+        only rows near a border need a second look. One pass per top cell over every (row, slot) that
+        probes it: one BLAS product each, not one per slot.
         """
-        m = len(q)
-        coarse_sims = q @ self.coarse.T
-        top = _top(coarse_sims, self.coarse_probe)
-        near = np.take_along_axis(coarse_sims, top, 1) >= coarse_sims.max(1, keepdims=True) - self.margin
-        width = int(np.diff(self.fine_start).max())
-        sims = np.full((m, self.coarse_probe * width), -np.inf, dtype=np.float32)
-        ids = np.zeros_like(sims, dtype=np.int64)
-        for slot in range(self.coarse_probe):
-            cell = np.where(near[:, slot], top[:, slot], len(self.coarse))
-            order = np.argsort(cell, kind="stable")
-            bounds = np.searchsorted(cell[order], np.arange(len(self.coarse) + 1))
-            for c in range(len(self.coarse)):
-                rows = order[bounds[c] : bounds[c + 1]]
-                if not len(rows):
-                    continue
-                lo, hi = self.fine_start[c], self.fine_start[c + 1]
-                cols = slice(slot * width, slot * width + hi - lo)
-                sims[rows, cols] = q[rows] @ self.fine[lo:hi].T
-                ids[rows, cols] = np.arange(lo, hi)
-        best = _top(sims, min(self.nprobe, sims.shape[1]))
+        m, p = len(q), self.nprobe
+        top, near = self._top_cells(q)
+        # each probed top cell offers its p best fine cells; the row keeps the p best of all offers
+        sims = np.full((m, self.coarse_probe * p), -np.inf, dtype=np.float32)
+        ids = np.zeros(sims.shape, dtype=np.int32)
+        flat = np.flatnonzero(near.ravel())  # (row, slot) pairs probed, as row * coarse_probe + slot
+        cells = top.ravel()[flat]
+        order = np.argsort(cells, kind="stable")
+        bounds = np.searchsorted(cells[order], np.arange(len(self.coarse) + 1))
+        for c in np.flatnonzero(np.diff(bounds)):
+            pairs = flat[order[bounds[c] : bounds[c + 1]]]
+            rows, slot = pairs // self.coarse_probe, pairs % self.coarse_probe
+            lo, hi = self.fine_start[c], self.fine_start[c + 1]
+            local = q[rows] @ self.fine[lo:hi].T
+            pick = _top(local, min(p, hi - lo))
+            cols = slot[:, None] * p + np.arange(pick.shape[1])
+            sims[rows[:, None], cols] = np.take_along_axis(local, pick, 1)
+            ids[rows[:, None], cols] = pick + lo
+        best = _top(sims, min(p, sims.shape[1]))
         out = np.take_along_axis(ids, best, 1)
         chosen = np.take_along_axis(sims, best, 1)
         out[(chosen == -np.inf) | (chosen < chosen[:, :1] - self.margin)] = -1
         return out
 
+    def _top_cells(self, q: np.ndarray, block: int = 16_384) -> tuple[np.ndarray, np.ndarray]:
+        """The ``coarse_probe`` best top cells per row and whether each is within ``margin`` of the best;
+        in row blocks, as rows x top cells in float32 is large (0.25 GB per 65,536 rows x 1,000 cells)."""
+        tops, nears = [], []
+        for s in range(0, len(q), block):
+            sims = q[s : s + block] @ self.coarse.T
+            top = _top(sims, self.coarse_probe)
+            nears.append(np.take_along_axis(sims, top, 1) >= sims.max(1, keepdims=True) - self.margin)
+            tops.append(top)
+        return np.concatenate(tops), np.concatenate(nears)
+
 
 def _top(s: np.ndarray, p: int) -> np.ndarray:
-    """Column indices of the ``p`` largest entries per row, best first."""
+    """Column indices of the ``p`` largest entries per row, best first (ties: lowest index first when
+    ``p <= 8``; above, in argpartition's order)."""
+    if p == 1:
+        return s.argmax(1)[:, None]
+    if p <= 8 and p < s.shape[1]:
+        # a few argmax passes are several times faster than argpartition for small p; -inf entries are
+        # raised to the lowest finite value so a taken column (set to -inf) is never taken twice
+        work, rows = np.maximum(s, np.finfo(s.dtype).min), np.arange(len(s))
+        out = np.empty((len(s), p), dtype=np.int64)
+        for r in range(p):
+            out[:, r] = work.argmax(1)
+            work[rows, out[:, r]] = -np.inf
+        return out
     if p < s.shape[1]:
-        part = np.argpartition(-s, p - 1, axis=1)[:, :p]
+        part = np.argpartition(s, s.shape[1] - p, axis=1)[:, s.shape[1] - p :]
     else:
         part = np.broadcast_to(np.arange(s.shape[1]), s.shape)
     order = np.argsort(-np.take_along_axis(s, part, 1), axis=1, kind="stable")
     return np.take_along_axis(part, order, 1)
 
 
+def _split_big(
+    members: np.ndarray, cents: np.ndarray, cap: float, scale: float, cfg: EmbeddingIndexConfig, seed: int
+) -> np.ndarray:
+    """Replace every centroid whose cell would hold more than ``cap`` rows (sample count x ``scale``) by
+    k-means centroids of its own members. Why: the join costs a cell's rows times the rows probing it,
+    so a few oversized cells (k-means leaves whole natural clusters together) dominate it."""
+    own = (members @ cents.T).argmax(1)
+    out = []
+    for f in range(len(cents)):
+        mine = members[own == f]
+        parts = int(np.ceil(len(mine) * scale / cfg.cell_rows))
+        if len(mine) * scale > cap and parts > 1 and len(mine) >= 2 * parts:
+            out.append(_kmeans(mine, parts, cfg, seed + 7919 * (f + 1)))
+        else:
+            out.append(cents[f : f + 1])
+    return np.concatenate(out)
+
+
 def train_quantizer(
     x: np.ndarray, rows: np.ndarray, plan: SearchPlan, cfg: EmbeddingIndexConfig, seed: int = 0
 ) -> TwoLevelQuantizer:
-    """Two-level spherical k-means on a sample of ``cfg.train_rows`` of the ``rows`` of ``x``."""
+    """Two-level spherical k-means on a sample of ``cfg.train_rows`` of the ``rows`` of ``x``; fine cells
+    expected to hold over ``cfg.max_cell_factor`` x ``cell_rows`` rows are split."""
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(rows, min(len(rows), cfg.train_rows), replace=False))
     sample = _f32(x[pick])
+    scale = len(rows) / len(sample)
     coarse = _kmeans(sample, plan.n_coarse, cfg, seed)
-    owner = _top(sample @ coarse.T, 1)[:, 0]
+    step = cfg.chunk_rows  # in blocks: sample x top cells as one float32 matrix is 0.5 GB at 5 M rows
+    owner = np.concatenate([(sample[s : s + step] @ coarse.T).argmax(1) for s in range(0, len(sample), step)])
     fine, start = [], [0]
     for c in range(len(coarse)):
         members = sample[owner == c]
         share = max(1, round(plan.n_cells * len(members) / len(sample)))
         if len(members):
             cents = _kmeans(members, min(share, max(1, len(members) // 4)), cfg, seed + c + 1)
+            cents = _split_big(members, cents, cfg.max_cell_factor * cfg.cell_rows, scale, cfg, seed + c)
         else:
             cents = coarse[c : c + 1]
         fine.append(cents)

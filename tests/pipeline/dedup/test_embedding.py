@@ -190,7 +190,7 @@ def test_plan_switches_to_ivf_above_the_exact_limit() -> None:
     cfg = EmbeddingIndexConfig(exact_max_rows=1000, cell_rows=100)
     assert plan_search(1000, cfg).kind == "exact"
     big = plan_search(100_000, cfg)
-    assert big.kind == "ivf" and big.n_cells == 1000 and big.n_coarse == 32
+    assert big.kind == "ivf" and big.n_cells == 1000 and big.n_coarse == 50  # fine_per_coarse 20
     assert plan_search(100_000, EmbeddingIndexConfig(kind="exact")).kind == "exact"
 
 
