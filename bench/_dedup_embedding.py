@@ -257,8 +257,9 @@ def markdown(res: dict) -> str:
     lines = [
         TITLE,
         "",
-        f"`{res['command']}`. Machine: {res['machine']} VM, shared with four other agents' jobs while "
-        "measured (noisy: wall time depends on their load; CPU s is steadier).",
+        f"`{res['command']}`. Machine: {res['machine']} VM, 1-min load average "
+        f"{res.get('load_start', 'not recorded')} at the start and {res.get('load_end', 'not recorded')} at "
+        "the end (a shared machine: wall time depends on other jobs; CPU s is steadier).",
         "",
         "Method (rs5m/pipeline/dedup/embedding.py, ann.py): RS5M's fastdup recipe — k = 5 nearest "
         "neighbours by cosine, connected components of pairs at or above the threshold, keeper by the "
@@ -278,9 +279,33 @@ NOTES = [
     "(unrelated rows near cosine 0.45, as CLIP image embeddings share one direction) and copies moved in a "
     "random direction; isotropic noise is a hard case for k-means cells (their borders are close to every "
     "row), recall on real embeddings, which cluster more, may differ either way — not measured.",
-    "- Index defaults (cells of 512 rows, nprobe 4, coarse_probe 3) came from runs at 100 k-200 k rows of "
-    "this data (recall vs brute force on 20 k rows): coarse_probe 1, 0.87-0.90 whatever nprobe; "
-    "coarse_probe 2, ~0.98; coarse_probe 3, 0.986-0.993; cost ~nprobe x 512 x dim multiply-adds a row.",
+    "- How the index defaults were chosen (2026-12-07, this data at 5 M rows; coverage = share of the "
+    "brute-force pairs of the 50 k subset whose rows share a probed cell, computed from the probe lists; "
+    "join cost = sum over cells of rows living there x rows probing it, per row, in 512-d dot products):",
+    "",
+    "  | top cells | coarse_probe | nprobe 2 | nprobe 3 | nprobe 4 |",
+    "  |---|---|---|---|---|",
+    "  | 99 (sqrt of the cells, the old rule) | 3 (old default) | 0.9672 / 1,624 | 0.9736 / 2,903 | "
+    "0.9759 / 4,130 |",
+    "  | 99 | 6 | 0.9861 / 977 | 0.9913 / 1,514 | 0.9919 / 2,082 |",
+    "  | 300 | 6 | 0.9884 / 1,080 | 0.9913 / 1,717 | 0.9919 / 2,361 |",
+    "  | 300 | 8 | 0.9919 / 967 | 0.9945 / 1,466 | 0.9951 / 1,982 |",
+    "  | 300 | 10 | 0.9948 / 904 | 0.9974 / 1,323 | 0.9977 / 1,758 |",
+    "  | 500 (fine_per_coarse 20: 488) | 6 | 0.9948 / 1,061 | 0.9965 / 1,664 | 0.9965 / 2,268 |",
+    "  | 500 | 8 (new default, with nprobe 3) | 0.9951 / 961 | 0.9971 / 1,445 | 0.9971 / 1,941 |",
+    "  | 500 | 10 | 0.9959 / 904 | 0.9977 / 1,318 | 0.9977 / 1,745 |",
+    "  | 1000 | 3 | 0.9869 / 1,442 | 0.9904 / 2,316 | 0.9904 / 2,991 |",
+    "  | 1000 | 6 | 0.9962 / 1,150 | 0.9983 / 1,828 | 0.9985 / 2,478 |",
+    "",
+    "  Why more top cells: the synthetic topics are 10,000 unrelated directions, so a top cell holding "
+    "~100 of them barely tells rows apart: at 1 M rows with 44 top cells, the top cell holding a row's "
+    "best fine cell was the row's best top cell for 63 % of rows (85 % within its best 3). Why split big "
+    "cells: k-means leaves whole clusters together, and the join costs a cell's rows times the rows "
+    "probing it; at 1 M rows the largest cell held 7,007 rows (median 285) and the join cost 5.3x a "
+    "balanced one; splitting cells expected over 2 x 512 rows (`max_cell_factor`) brought it to 1.8x "
+    "(largest 2,101). More probed top cells also cut the join (rows find their own cell, so cells stay "
+    "balanced). The old 5 M run (99 top cells, coarse_probe 3, nprobe 4, no split): 1,663.7 s wall, "
+    "3,122 CPU s, 7.8 GB peak, recall 0.979.",
     "- Tried first: FAISS `IndexIVFScalarQuantizer` (float16 codes, HNSW coarse quantizer, 2,048 lists, "
     "nprobe 4) searched query by query: 500 k rows took 96 s to train, 89 s to add and ~175 s (projected "
     "from 100 k queries) to search (an earlier, more isotropic version of this data; same shared "

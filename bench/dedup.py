@@ -29,6 +29,7 @@ import argparse
 import io
 import json
 import logging
+import os
 import resource
 import subprocess
 import sys
@@ -261,6 +262,7 @@ def run_embedding(args: argparse.Namespace) -> None:
         res = json.loads(Path(args.render).read_text())
     else:
         res = {"command": "python bench/dedup.py " + " ".join(sys.argv[1:]), "machine": _machine()}
+        res["load_start"] = round(os.getloadavg()[0], 1)
         parts = set(args.emb_parts.split(","))
         if "synthetic" in parts:
             res["synthetic"] = emb.bench_synthetic(
@@ -273,6 +275,7 @@ def run_embedding(args: argparse.Namespace) -> None:
             print(json.dumps(res["whu"]), flush=True)
         elif "whu" in parts:
             res["whu"] = {"skipped": f"no images at {folder}"}
+        res["load_end"] = round(os.getloadavg()[0], 1)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(res, indent=1))
     section = emb.markdown(res)
@@ -293,7 +296,7 @@ def run_all(args: argparse.Namespace) -> dict:
     thresholds = [int(t) for t in args.thresholds.split(",")]
     folder = image_folder(args.images)
     res: dict = {"command": "python bench/dedup.py " + " ".join(sys.argv[1:]), "rounds": args.rounds}
-    res["machine"] = f"{len(__import__('os').sched_getaffinity(0))} cores"
+    res["machine"] = f"{len(os.sched_getaffinity(0))} cores"
     res["folder"] = "WHU-RS19 (600x600 JPEG)" if folder == WHU else str(folder)
     parts = set(args.parts.split(","))
     res["hashing"] = bench_hashing(folder, args.rounds) if "hashing" in parts else {}
