@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import sys
 import threading
 import traceback
 from pathlib import Path
@@ -91,11 +92,17 @@ def configure(log_path: Path | None) -> None:
     """Route this process's and its children's Prefect console logging (call before Prefect is imported).
 
     Without ``--debug``: ``cli.console.ConsoleHandler`` on the console, the full log in ``log_path``;
-    with it, Prefect's own handler. A user's own ``PREFECT_LOGGING_HANDLERS_CONSOLE_CLASS`` wins.
+    with it, Prefect's own handler. A user's own ``PREFECT_LOGGING_HANDLERS_CONSOLE_CLASS`` wins. When
+    Prefect set up its logging earlier in this process (``main`` called from Python), its console
+    handlers are swapped for ours now.
     """
     if log_path is not None:
         os.environ[LOG_FILE_ENV] = str(log_path)
     if not _debug:
         os.environ.setdefault(HANDLER_ENV, HANDLER_CLASS)
+        if os.environ[HANDLER_ENV] == HANDLER_CLASS and "prefect.logging" in sys.modules:
+            from cli.console import adopt_prefect_handlers  # Prefect is loaded already: no import cost
+
+            adopt_prefect_handlers()
     elif os.environ.get(HANDLER_ENV) == HANDLER_CLASS:
         del os.environ[HANDLER_ENV]
