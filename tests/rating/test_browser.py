@@ -49,7 +49,7 @@ def test_rate_three_pairs_with_the_keyboard(
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(15_000)
+            page.set_default_timeout(45_000)  # 15 s ran out once with make test's 3 workers on 2 cores
             page.goto(url + "/")
             page.fill("#rater", "tester")
             page.press("#rater", "Enter")
