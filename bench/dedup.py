@@ -285,8 +285,6 @@ def run_embedding(args: argparse.Namespace) -> None:
 
 
 def _machine() -> str:
-    import os
-
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") >> 30
     return f"{len(os.sched_getaffinity(0))} cores, {ram} GiB"
 
@@ -296,7 +294,7 @@ def run_all(args: argparse.Namespace) -> dict:
     thresholds = [int(t) for t in args.thresholds.split(",")]
     folder = image_folder(args.images)
     res: dict = {"command": "python bench/dedup.py " + " ".join(sys.argv[1:]), "rounds": args.rounds}
-    res["machine"] = f"{len(os.sched_getaffinity(0))} cores"
+    res["machine"] = _machine()
     res["folder"] = "WHU-RS19 (600x600 JPEG)" if folder == WHU else str(folder)
     parts = set(args.parts.split(","))
     res["hashing"] = bench_hashing(folder, args.rounds) if "hashing" in parts else {}

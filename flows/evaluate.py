@@ -14,6 +14,7 @@ from pydantic import Field
 from rs5m.config.evaluate import load_eval_config
 from rs5m.config.loader import overlay
 from rs5m.ml.evaluation.run import dataset_jobs
+from rs5m.ml.models import check_model
 from tasks.evaluate import evaluate_dataset, prepare_eval_data, publish_eval_table, write_eval_report
 
 Name = Annotated[str, Field(min_length=1, max_length=4096)]  # a name or a path
@@ -54,6 +55,7 @@ def evaluate_georsclip(
     over |= {"device": device, "batch_size": batch_size, "output_dir": output_dir}
     over = overlay(overrides, over)
     cfg = load_eval_config(config, **over)
+    check_model(cfg.model.name, cfg.model.checkpoint)  # before any dataset loads
     prepare_eval_data(cfg)
     get_run_logger().info("evaluating %s on %d datasets", cfg.model.row_label(), len(dataset_jobs(cfg)))
     results = [evaluate_dataset(cfg, kind, name) for kind, name in dataset_jobs(cfg)]

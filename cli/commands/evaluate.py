@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     from cli.flowrun import run_flow
     from rs5m.config.evaluate import load_eval_config
     from rs5m.ml.evaluation.report import table_markdown
+    from rs5m.ml.models import check_model
 
     if args.real_data is not None and args.demo is None:
         raise ValueError("--real-data only goes with --demo")
@@ -102,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         config = _prepare_preset(args)
     over = _overrides(args)
     cfg = load_eval_config(config, **over)  # a bad config is one line before Prefect starts
+    check_model(cfg.model.name, cfg.model.checkpoint)  # so is a bad model name or checkpoint
     out = Path(cfg.output_dir).resolve()
     report = run_flow("evaluate:evaluate_georsclip", out.parent, config=str(config), overrides=over)
     print(table_markdown(report["table"], drop_empty=True), end="")

@@ -129,8 +129,9 @@ def unreadable_checkpoint(path: Path, exc: BaseException) -> CheckpointError:
     return CheckpointError(f"{path}: cannot read checkpoint: the file {what} ({type(exc).__name__}{detail})")
 
 
-def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """Read a checkpoint file safely (``weights_only``) and return its tensor dict.
+def read_state_dict(path: str | os.PathLike[str], mmap: bool = False) -> dict[str, torch.Tensor]:
+    """Read a checkpoint file safely (``weights_only``) and return its tensor dict; ``mmap`` maps the
+    tensors of a zip-format file instead of reading them (a check of a 4 GB file in a second).
 
     Raises ``FileNotFoundError`` when absent and :class:`CheckpointError` (one line: what the file is)
     when it is not a readable checkpoint or not a state_dict.
@@ -139,7 +140,7 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     if not p.is_file():
         raise FileNotFoundError(f"checkpoint not found: {p}" + (" (a folder)" if p.is_dir() else ""))
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
+        obj = torch.load(p, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(p))
     except Exception as exc:  # torch raises many types for truncated/garbled files, IndexError among them
         raise unreadable_checkpoint(p, exc) from exc
     return _unwrap(obj, str(p))
@@ -181,6 +182,28 @@ def _use_quick_gelu(
     return checkpoint is not None and pretrained is None and name in OPENAI_INIT_MODELS
 
 
+def _known_model(model_name: str) -> str:
+    """open_clip's name for ``model_name`` (the tiny test model registered on demand); ``ValueError``
+    when open_clip does not know it."""
+    import open_clip
+
+    name = canonical_model_name(model_name)
+    if name == TINY_MODEL_NAME:
+        register_tiny_model(name)
+    if name not in open_clip.list_models():
+        raise ValueError(f"unknown open_clip model {model_name!r} (see open_clip.list_models())")
+    return name
+
+
+def check_model(model_name: str, checkpoint: str | os.PathLike[str] | None = None) -> None:
+    """Raise at once the one-line error :func:`load_clip` would raise later for an unknown model name or
+    a checkpoint that is missing or not a readable state_dict, without building the model (a pre-flight
+    before datasets load). Whether the checkpoint's keys fit the model is left to ``load_clip``."""
+    _known_model(model_name)
+    if checkpoint is not None:
+        read_state_dict(checkpoint, mmap=True)
+
+
 def load_clip(
     model_name: str,
     pretrained: str | None = None,
@@ -200,13 +223,9 @@ def load_clip(
     """
     import open_clip
 
-    name = canonical_model_name(model_name)
-    if name == TINY_MODEL_NAME:
-        register_tiny_model(name)
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
-    if name not in open_clip.list_models():
-        raise ValueError(f"unknown open_clip model {model_name!r} (see open_clip.list_models())")
+    name = _known_model(model_name)
     ckpt = str(checkpoint) if checkpoint is not None else None
     state = read_state_dict(ckpt) if ckpt is not None else None
     if pretrained is None and init_seed is not None:

@@ -32,6 +32,7 @@ class Case:
     shows: str
     status: int = 2
     needs: tuple[str, ...] = field(default_factory=tuple)  # "readonly": a read-only folder
+    in_flow: bool = False  # found only once the command's flow runs (its Prefect lines come first)
 
 
 def _b(*args: str) -> list[str]:
@@ -126,7 +127,7 @@ CASES: list[Case] = [
     Case("ckpt-empty", "checkpoint that is an empty file", ["evaluate", "--demo", "demo", "--checkpoint", "empty.pt", "--output-dir", "eval-out"], "rs5m evaluate: error: <*>/empty.pt: cannot read checkpoint: the file is empty (EOFError)"),
     Case("ckpt-truncated", "checkpoint cut short", ["evaluate", "--demo", "demo", "--checkpoint", "truncated.pt", "--output-dir", "eval-out"], "rs5m evaluate: error: <*>/truncated.pt: cannot read checkpoint: the file is a zip archive (PyTorch's format) but cut short or damaged (<*>)"),
     Case("ckpt-folder", "checkpoint path that is a folder", ["evaluate", "--demo", "demo", "--checkpoint", "adir", "--output-dir", "eval-out"], "rs5m evaluate: error: checkpoint not found: <*>/adir (a folder)"),
-    Case("ckpt-pretrained-text", "--pretrained weights file that is a text file", ["evaluate", "--demo", "demo", "--pretrained", "text.pt", "--output-dir", "eval-out"], "rs5m evaluate: error: text.pt: cannot read checkpoint: the file is a text file, not a PyTorch checkpoint (<*>)"),
+    Case("ckpt-pretrained-text", "--pretrained weights file that is a text file", ["evaluate", "--demo", "demo", "--pretrained", "text.pt", "--output-dir", "eval-out"], "rs5m evaluate: error: text.pt: cannot read checkpoint: the file is a text file, not a PyTorch checkpoint (<*>)", in_flow=True),
     Case("train-config-missing", "train --config that does not exist", ["train", "--config", "missing.yaml"], "rs5m train: error: <*>missing.yaml<*>"),
     Case("finetune-config-missing", "finetune-captioner --config that does not exist", ["finetune-captioner", "--config", "missing.yaml"], "rs5m finetune-captioner: error: <*>missing.yaml<*>"),
 ]  # fmt: skip
@@ -253,15 +254,17 @@ def render() -> str:
         "config, data root, inputs (`rs5m inputs check`), lineage database and Dask scheduler before Prefect",
         "or Dask start and before the version is created: none of the `rs5m build` rows below leaves a version.",
         "Prefect's own log lines may come before the line shown: a temporary API server's start when no",
-        "server is configured, and, as `rs5m evaluate` finds a bad model name or checkpoint once its flow has",
-        "started, that flow run's lines (start, the failed task, the failed run).",
+        "server is configured, and, for the rows marked *in flow* (found only once the command's flow runs),",
+        "that flow run's lines (start, the failed task, the failed run). `rs5m evaluate` checks the model",
+        "name and checkpoint before its flow starts; a `--pretrained` weights file only open_clip can judge.",
         "",
         "| # | bad input | command | exit | what you see |",
         "|---|---|---|---|---|",
     ]
     for i, case in enumerate(CASES, 1):
         command = " ".join(["rs5m", *(a if a else "''" for a in case.argv)])
-        lines.append(f"| {i} | {case.what} | {_cell(command)} | {case.status} | {_cell(case.shows)} |")
+        what = case.what + (" *(in flow)*" if case.in_flow else "")
+        lines.append(f"| {i} | {what} | {_cell(command)} | {case.status} | {_cell(case.shows)} |")
     lines += [
         "",
         "## Inside a running build",
