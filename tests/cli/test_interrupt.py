@@ -28,7 +28,12 @@ SCRIPT = textwrap.dedent(
     from pathlib import Path
     from cli.interrupt import Interrupts, kill_children
     flag = Path(sys.argv[1])
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    # the child ignores SIGINT, so only kill_children ends it; it says so once it does, as a Ctrl-C
+    # landing in its start-up would print a fatal error (or end it) on the shared stderr
+    ignore = "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN)"
+    code = ignore + "; print(1, flush=True); import time; time.sleep(120)"
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    child.stdout.readline()
     print("child", child.pid, flush=True)
     on_hard_exit = lambda: (flag.write_text("x"), kill_children())
     with Interrupts("cut off", on_hard_exit=on_hard_exit, grace_s=float(sys.argv[2])):
