@@ -61,7 +61,7 @@ MID_POINTS = {
     "download": "img2dataset.writer:WebDatasetSampleWriter.write",  # one sample in the shard's tar
     "scoring": "rs5m.pipeline.outlier.scores:ClipScorer.embed_images",  # first batch of the embeddings memmap
 }
-BEFORE_MARKER = "rs5m.core.io:PartitionStats.write"  # every output written, the done marker not yet
+BEFORE_MARKER = "rs5m.core.stats:PartitionStats.write"  # every output written, the done marker not yet
 
 # One cluster for the module: under pytest-xdist its tests run on one worker, one after the other.
 pytestmark = pytest.mark.xdist_group("worker-kill-cluster")
@@ -261,8 +261,9 @@ LONG_POINTS = [
     *(KillPoint(f"{s}-before-marker-coyo700m", s, BEFORE_MARKER, "coyo700m", after=False) for s in ENTRIES),
     *(_mid(stage, "laioncoco") for stage in ENTRIES),
     *(_mid(stage, "laion400m", times=2) for stage in ENTRIES),
-    # the worker running the filter-keywords Prefect task itself, after its map_partitions finished
-    KillPoint("keyword-task-host", None, "distributed:Client.get"),
+    # the worker running a barrier task (dedup over every source), once its decisions and markers are
+    # written: the retried task finds them done and rewrites nothing
+    KillPoint("dedup-barrier-host", None, "rs5m.pipeline.dedup.stage:run_dedup"),
     # a partition that kills every worker it runs on: Dask gives up (KilledWorker), the build fails
     # loudly, and running it again finishes the version
     KillPoint("download-poison-laion2b", "download", MID_POINTS["download"], "laion2b", times=ALLOWED + 1),
