@@ -84,10 +84,11 @@ def test_bad_input_is_one_line(
         status = exc.code
     err = capsys.readouterr().err
     # Prefect's lines may come first (see the page's header); the cause is the one other line, the last
-    lines = [line for line in err.strip("\n").splitlines() if not PREFECT_LINE.match(line)]
+    printed = err.strip("\n").splitlines()
+    lines = [line for line in printed if not PREFECT_LINE.match(line)]
     assert "Traceback" not in err
     assert case.in_flow or "Flow run '" not in err, err  # checked before the flow starts
-    assert len(lines) == 1 and err.strip("\n").splitlines()[-1] == lines[0], err
+    assert len(lines) == 1 and printed[-1] == lines[0], err
     expected = _fill(case.shows, ports)
     assert match(expected, lines[0]), f"\n got: {lines[0]}\nwant: {expected}"
     assert status == case.status, lines[0]

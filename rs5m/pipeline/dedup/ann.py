@@ -165,11 +165,12 @@ def _top(s: np.ndarray, p: int) -> np.ndarray:
 
 
 def _split_big(
-    members: np.ndarray, cents: np.ndarray, cap: float, scale: float, cfg: EmbeddingIndexConfig, seed: int
+    members: np.ndarray, cents: np.ndarray, scale: float, cfg: EmbeddingIndexConfig, seed: int
 ) -> np.ndarray:
-    """Replace every centroid whose cell would hold more than ``cap`` rows (sample count x ``scale``) by
-    k-means centroids of its own members. Why: the join costs a cell's rows times the rows probing it,
-    so a few oversized cells (k-means leaves whole natural clusters together) dominate it."""
+    """Replace every centroid whose cell would hold more than ``max_cell_factor x cell_rows`` rows (sample
+    count x ``scale``) by k-means centroids of its own members. Why: the join costs a cell's rows times the
+    rows probing it, so a few oversized cells (k-means leaves whole natural clusters together) dominate it."""
+    cap = cfg.max_cell_factor * cfg.cell_rows
     own = (members @ cents.T).argmax(1)
     out = []
     for f in range(len(cents)):
@@ -200,7 +201,7 @@ def train_quantizer(
         share = max(1, round(plan.n_cells * len(members) / len(sample)))
         if len(members):
             cents = _kmeans(members, min(share, max(1, len(members) // 4)), cfg, seed + c + 1)
-            cents = _split_big(members, cents, cfg.max_cell_factor * cfg.cell_rows, scale, cfg, seed + c)
+            cents = _split_big(members, cents, scale, cfg, seed + c)
         else:
             cents = coarse[c : c + 1]
         fine.append(cents)
